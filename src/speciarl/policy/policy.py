@@ -1,0 +1,201 @@
+"""The policy: a vision-language model with its processor, prompt and token log-probs.
+
+Generation and the training forward must see the same distribution, or PPO ratios drift. Three
+things make them agree to ~1e-6 on Qwen2.5-VL: the same suppressed special tokens are masked
+in both, ``mm_token_type_ids`` is passed in the training forward (zeros for completion tokens),
+and each image's patch block is repeated for its G rollouts, not its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from speciarl.data.prompts import chat_messages, prompt_text
+from speciarl.data.samples import Sample
+
+
+@dataclass
+class PromptBatch:
+    """Encoded prompts for B samples (left-padded)."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    mm_token_type_ids: Tensor
+    pixel_values: Tensor
+    image_grid_thw: Tensor
+
+    def model_inputs(self) -> dict[str, Tensor]:
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "mm_token_type_ids": self.mm_token_type_ids,
+            "pixel_values": self.pixel_values,
+            "image_grid_thw": self.image_grid_thw,
+        }
+
+    def repeat(self, times: int) -> PromptBatch:
+        """Each prompt ``times`` times in a row (rows b*times ... b*times+times-1 are prompt b)."""
+        if times == 1:
+            return self
+        blocks = torch.split(self.pixel_values, self.image_grid_thw.prod(-1).tolist())
+        return PromptBatch(
+            input_ids=self.input_ids.repeat_interleave(times, 0),
+            attention_mask=self.attention_mask.repeat_interleave(times, 0),
+            mm_token_type_ids=self.mm_token_type_ids.repeat_interleave(times, 0),
+            pixel_values=torch.cat([b for b in blocks for _ in range(times)]),
+            image_grid_thw=self.image_grid_thw.repeat_interleave(times, 0),
+        )
+
+    def select(self, rows: Sequence[int]) -> PromptBatch:
+        """The prompts at ``rows`` (image blocks follow their rows)."""
+        blocks = torch.split(self.pixel_values, self.image_grid_thw.prod(-1).tolist())
+        index = torch.as_tensor(list(rows), dtype=torch.long)
+        return PromptBatch(
+            input_ids=self.input_ids[index],
+            attention_mask=self.attention_mask[index],
+            mm_token_type_ids=self.mm_token_type_ids[index],
+            pixel_values=torch.cat([blocks[i] for i in rows]),
+            image_grid_thw=self.image_grid_thw[index],
+        )
+
+
+@dataclass
+class Rollout:
+    """N = B * G completions of B prompts, row-major by prompt (G rows per prompt)."""
+
+    prompts: PromptBatch  # already repeated to N rows
+    completion_ids: Tensor  # [N, T], tokens after the first EOS replaced by EOS
+    completion_mask: Tensor  # [N, T] bool, True up to and including the first EOS
+    texts: list[str]
+    truncated: Tensor  # [N] bool, no EOS within the token budget
+    group_size: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_groups(self) -> int:
+        return self.completion_ids.shape[0] // self.group_size
+
+    def select(self, rows: Sequence[int]) -> Rollout:
+        index = torch.as_tensor(list(rows), dtype=torch.long)
+        return Rollout(
+            prompts=self.prompts.select(rows),
+            completion_ids=self.completion_ids[index],
+            completion_mask=self.completion_mask[index],
+            texts=[self.texts[i] for i in rows],
+            truncated=self.truncated[index],
+            group_size=self.group_size,
+        )
+
+
+class Policy:
+    """A model, its processor and a prompt preset; owns prompt encoding and token log-probs."""
+
+    def __init__(self, model: torch.nn.Module, processor: Any, prompt: str = "base") -> None:
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.prompt = prompt_text(prompt)
+        self.eos_id = int(self.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        suppress = getattr(model.generation_config, "suppress_tokens", None) or []
+        self.suppress_ids = [int(i) for i in suppress]
+
+    def encode_prompts(self, samples: Sequence[Sample]) -> PromptBatch:
+        texts = [
+            self.processor.apply_chat_template(
+                chat_messages(s.image, self.prompt), add_generation_prompt=True, tokenize=False
+            )
+            for s in samples
+        ]
+        enc = self.processor(
+            text=texts, images=[s.image for s in samples], return_tensors="pt", padding=True
+        )
+        return PromptBatch(
+            input_ids=enc["input_ids"],
+            attention_mask=enc["attention_mask"],
+            mm_token_type_ids=enc["mm_token_type_ids"],
+            pixel_values=enc["pixel_values"],
+            image_grid_thw=enc["image_grid_thw"],
+        )
+
+    def completion_tensors(self, raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Clean generated tokens: EOS after the first EOS, the mask through it, truncation flags."""
+        is_eos = raw == self.eos_id
+        after_first_eos = (is_eos.cumsum(-1) - is_eos.long()) > 0
+        mask = ~after_first_eos
+        ids = torch.where(mask, raw, torch.full_like(raw, self.eos_id))
+        truncated = ~is_eos.any(-1)
+        return ids, mask, truncated
+
+    def decode(self, ids: Tensor, mask: Tensor) -> list[str]:
+        return [
+            self.tokenizer.decode(row[m].tolist(), skip_special_tokens=True)
+            for row, m in zip(ids, mask, strict=True)
+        ]
+
+
+def token_logprobs(
+    model: torch.nn.Module,
+    rollout: Rollout,
+    suppress_ids: Sequence[int] = (),
+    temperature: float = 1.0,
+) -> Tensor:
+    """log pi(token_t | prefix) for every completion token, [N, T]; 0 where masked out.
+
+    Only the last T+1 positions are projected to the vocabulary, and suppressed tokens get the
+    same -inf that generation gave them, so the two distributions agree.
+    """
+    prompts = rollout.prompts
+    ids = rollout.completion_ids
+    mask = rollout.completion_mask
+    width = ids.shape[1]
+    input_ids = torch.cat([prompts.input_ids, ids], dim=1)
+    attention = torch.cat([prompts.attention_mask, mask.to(prompts.attention_mask.dtype)], dim=1)
+    mm_types = torch.cat([prompts.mm_token_type_ids, torch.zeros_like(ids)], dim=1)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention,
+        mm_token_type_ids=mm_types,
+        pixel_values=prompts.pixel_values,
+        image_grid_thw=prompts.image_grid_thw,
+        logits_to_keep=width + 1,
+        use_cache=False,
+    )
+    logits = out.logits[:, :-1, :].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    if suppress_ids:
+        logits[..., list(suppress_ids)] = float("-inf")
+    picked = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    logp = picked - torch.logsumexp(logits, dim=-1)
+    return torch.where(mask, logp, torch.zeros_like(logp))
+
+
+def resolve_model_path(path: str | Path, allow_download: bool = False) -> str:
+    """A local folder, or a hub id found in the local cache; never a silent download."""
+    local = Path(str(path)).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise FileNotFoundError(
+                f"model folder {local} has no config.json: expected a transformers model folder "
+                "(set model.path to one)"
+            )
+        return str(local)
+    if allow_download:
+        return str(path)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(str(path), local_files_only=True)
+    except Exception as err:
+        raise FileNotFoundError(
+            f"model {path!r} is not a local folder and is not in the Hugging Face cache. Set "
+            "model.path=/path/to/local/folder, or model.allow_download=true on a machine with "
+            "network access."
+        ) from err

@@ -1,0 +1,131 @@
+"""Hydra entry point: ``python -m speciarl.train experiment=dapo_speciarl``.
+
+Composes the config, builds policy, data, judge, reward, algorithm and rollout, measures the
+held-out split before training (greedy and best-of-N), trains, measures again, prints the
+before/after table and writes it to ``results.json`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch import seed_everything
+from omegaconf import DictConfig, OmegaConf
+
+from speciarl.evaluation import evaluate_policy, summarize_records
+from speciarl.loggers import finish_wandb
+from speciarl.module import SpeciaRLModule
+
+log = logging.getLogger("speciarl.train")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def build_module(cfg: DictConfig) -> tuple[SpeciaRLModule, Any]:
+    """Instantiate everything the module needs from the composed config."""
+    policy = instantiate(cfg.model)
+    datamodule = instantiate(cfg.data)
+    judge = instantiate(cfg.verifier)
+    reward = instantiate(cfg.reward)
+    algorithm = instantiate(cfg.algorithm)
+    rollout = instantiate(cfg.rollout)
+    module = SpeciaRLModule(
+        policy=policy, judge=judge, reward=reward, algorithm=algorithm, rollout=rollout, **cfg.module
+    )
+    return module, datamodule
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training job; returns the before/after figures (also written to results.json)."""
+    started = time.perf_counter()
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
+    seed_everything(cfg.seed, workers=True)
+    try:
+        module, datamodule = build_module(cfg)
+        setup_seconds = time.perf_counter() - started
+        loggers = [instantiate(spec) for spec in (cfg.logger or {}).values() if spec is not None]
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        trainer = instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir))
+
+        results: dict[str, Any] = {"setup_seconds": setup_seconds}
+        if cfg.eval.before:
+            results["before"] = _validate(trainer, module, datamodule)
+        if cfg.eval.best_of_n and cfg.eval.best_of_n > 1:
+            results[f"before_best_of_{cfg.eval.best_of_n}"] = _best_of_n(cfg, module, datamodule)
+        fit_started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        results["fit_seconds"] = time.perf_counter() - fit_started
+        results["steps"] = int(trainer.global_step)
+        if cfg.eval.after:
+            results["after"] = _validate(trainer, module, datamodule)
+        results["totals"] = dict(module.totals)
+        results["wall_seconds"] = time.perf_counter() - started
+        (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+        print(format_results(results, cfg))
+        return results
+    finally:
+        finish_wandb()
+
+
+def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
+    metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
+    samples = datamodule.val_samples()
+    records = evaluate_policy(
+        module.policy,
+        samples,
+        module.judge,
+        module.rollout,
+        best_of=int(cfg.eval.best_of_n),
+        temperature=float(cfg.eval.temperature),
+        top_p=float(cfg.eval.top_p),
+    )
+    summaries = summarize_records(records, by_tag=cfg.module.get("val_breakdown_tag"))
+    flat = {f"val/{k}": v for k, v in summaries["all"].items()}
+    for tag, values in summaries.items():
+        if tag != "all":
+            flat.update({f"val_{tag}/{k}": values[k] for k in ("correctness", "specificity", "hm")})
+    return flat
+
+
+def format_results(results: dict[str, Any], cfg: DictConfig) -> str:
+    """A small before/after table of the held-out figures."""
+    rows = [(name, results[name]) for name in results if name.startswith(("before", "after"))]
+    if not rows:
+        return ""
+    lines = [
+        f"\nheld-out split: {cfg.data.get('val', {}).get('size', '?')} samples; "
+        f"{results.get('steps', 0)} steps in {results.get('fit_seconds', 0):.0f} s "
+        f"(wall {results.get('wall_seconds', 0):.0f} s)",
+        f"{'':<22}{'correctness':>12}{'specificity':>12}{'HM':>8}",
+    ]
+    for name, values in rows:
+        lines.append(
+            f"{name:<22}{values.get('val/correctness', float('nan')):>12.3f}"
+            f"{values.get('val/specificity', float('nan')):>12.3f}{values.get('val/hm', float('nan')):>8.3f}"
+        )
+    return "\n".join(lines)
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    results = train(cfg)
+    after = results.get("after", {})
+    return after.get("val/hm")
+
+
+if __name__ == "__main__":
+    main()

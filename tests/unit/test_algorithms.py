@@ -1,0 +1,137 @@
+"""Advantages, clipped surrogate, KL and aggregation against hand-worked numbers."""
+
+import math
+
+import pytest
+import torch
+
+from speciarl.algorithms import (
+    AlgorithmConfig,
+    aggregate_loss,
+    clipped_policy_loss,
+    group_advantages,
+    group_relative_loss,
+    kl_penalty,
+    overlong_penalty,
+)
+
+
+class TestAdvantages:
+    def test_grpo_hand_example(self):
+        # r = [1, 0, 0, 1]: mean 0.5; unbiased var = 4 * 0.25 / 3 = 1/3; std = 0.57735.
+        # A = +-0.5 / 0.57735 = +-0.866025.
+        adv = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0]]))
+        assert adv.tolist()[0] == pytest.approx([0.866025, -0.866025, -0.866025, 0.866025], abs=1e-5)
+
+    def test_grpo_with_parse_failure(self):
+        # r = [1, -1, 0, 0]: mean 0; var = (1 + 1) / 3; std = 0.816497; A = [1.224745, -1.224745, 0, 0].
+        adv = group_advantages(torch.tensor([[1.0, -1.0, 0.0, 0.0]]))
+        assert adv.tolist()[0] == pytest.approx([1.224745, -1.224745, 0.0, 0.0], abs=1e-5)
+
+    def test_dr_grpo_drops_the_std(self):
+        adv = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0]]), normalize_std=False)
+        assert adv.tolist()[0] == [0.5, -0.5, -0.5, 0.5]
+
+    def test_equal_group_has_zero_advantage(self):
+        assert group_advantages(torch.tensor([[1.0, 1.0, 1.0]])).abs().max() == 0
+
+    def test_group_of_one(self):
+        # verl: mean 0 and std 1 for a single rollout, so A = r / (1 + eps).
+        assert group_advantages(torch.tensor([[0.7]])).item() == pytest.approx(0.7, abs=1e-6)
+
+    def test_groups_are_independent(self):
+        adv = group_advantages(torch.tensor([[1.0, 0.0], [5.0, 5.0]]))
+        assert adv[1].abs().max() == 0
+        # [1, 0]: mean 0.5, unbiased std = sqrt(0.5) = 0.707107; A = +-0.707107.
+        assert adv[0].tolist() == pytest.approx([0.707107, -0.707107], abs=1e-5)
+
+
+class TestClippedLoss:
+    def _loss(self, ratio, adv, lo=0.2, hi=0.2, dual=None):
+        logp = torch.tensor([[math.log(ratio)]])
+        loss, _ = clipped_policy_loss(logp, torch.zeros(1, 1), torch.tensor([adv]), lo, hi, dual)
+        return loss.item()
+
+    def test_positive_advantage(self):
+        # r 1.5, A 1: max(-1.5, -1.2) = -1.2 (clipped); r 0.5: max(-0.5, -0.8) = -0.5.
+        assert self._loss(1.5, 1.0) == pytest.approx(-1.2)
+        assert self._loss(0.5, 1.0) == pytest.approx(-0.5)
+
+    def test_clip_higher(self):
+        # DAPO: upper bound 1.28, so max(-1.5, -1.28) = -1.28.
+        assert self._loss(1.5, 1.0, hi=0.28) == pytest.approx(-1.28)
+
+    def test_negative_advantage(self):
+        # r 1.5, A -1: max(1.5, 1.2) = 1.5; r 0.5: max(0.5, 0.8) = 0.8.
+        assert self._loss(1.5, -1.0) == pytest.approx(1.5)
+        assert self._loss(0.5, -1.0) == pytest.approx(0.8)
+
+    def test_dual_clip_caps_negative_advantages(self):
+        # r 5, A -1: max(5, 1.2) = 5, dual clip c = 3 caps it at -A c = 3.
+        assert self._loss(5.0, -1.0, dual=3.0) == pytest.approx(3.0)
+        # ... and leaves positive advantages alone: r 5, A 1: max(-5, -1.2) = -1.2.
+        assert self._loss(5.0, 1.0, dual=3.0) == pytest.approx(-1.2)
+
+    def test_ratio_is_clamped(self):
+        loss, _ = clipped_policy_loss(torch.tensor([[100.0]]), torch.zeros(1, 1), torch.tensor([-1.0]), 0.2, 0.2)
+        assert loss.item() == pytest.approx(math.exp(20.0), rel=1e-5)
+
+
+class TestKL:
+    def test_k3_hand_example(self):
+        # p = 0.5, ref = 0.25: d = ln(0.25 / 0.5) = -0.693147; e^d - d - 1 = 0.5 + 0.693147 - 1.
+        kl = kl_penalty(torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)]), "k3")
+        assert kl.item() == pytest.approx(0.193147, abs=1e-6)
+
+    def test_k1_k2(self):
+        logp, ref = torch.tensor([-1.0]), torch.tensor([-1.5])
+        assert kl_penalty(logp, ref, "k1").item() == pytest.approx(0.5)
+        assert kl_penalty(logp, ref, "k2").item() == pytest.approx(0.125)
+
+    def test_k3_zero_when_equal_and_clamped(self):
+        assert kl_penalty(torch.tensor([-2.0]), torch.tensor([-2.0])).item() == 0
+        assert kl_penalty(torch.tensor([-30.0]), torch.tensor([0.0])).item() == 10.0
+
+
+class TestAggregation:
+    L = torch.tensor([[1.0, 2.0, 3.0], [4.0, float("inf"), float("nan")]])
+    M = torch.tensor([[True, True, True], [True, False, False]])
+
+    def test_token_mean(self):
+        # (1 + 2 + 3 + 4) / 4 tokens; masked inf / nan must not leak.
+        assert aggregate_loss(self.L, self.M, "token_mean").item() == pytest.approx(2.5)
+
+    def test_seq_mean_token_mean(self):
+        # (6 / 3 + 4 / 1) / 2 = 3.
+        assert aggregate_loss(self.L, self.M, "seq_mean_token_mean").item() == pytest.approx(3.0)
+
+    def test_seq_mean_token_sum_norm(self):
+        # (6 + 4) / 2 sequences / max length 4 = 1.25.
+        assert aggregate_loss(self.L, self.M, "seq_mean_token_sum_norm", 4).item() == pytest.approx(1.25)
+
+
+class TestComposedLoss:
+    def test_grpo_loss_with_kl(self):
+        cfg = AlgorithmConfig(kl_coef=0.01)
+        logp = torch.tensor([[math.log(0.5), math.log(0.5)]])
+        ref = torch.tensor([[math.log(0.25), math.log(0.5)]])
+        mask = torch.tensor([[True, True]])
+        out = group_relative_loss(cfg, logp, logp.detach(), torch.tensor([2.0]), mask, ref)
+        # ratio 1: policy loss -A = -2 on each token, token mean -2; KL mean (0.193147 + 0) / 2.
+        assert out.policy_loss.item() == pytest.approx(-2.0)
+        assert out.kl.item() == pytest.approx(0.0965736, abs=1e-6)
+        assert out.loss.item() == pytest.approx(-2.0 + 0.01 * 0.0965736, abs=1e-6)
+
+    def test_kl_needs_reference(self):
+        with pytest.raises(ValueError, match="reference"):
+            group_relative_loss(AlgorithmConfig(), torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1, dtype=torch.bool))
+
+    def test_bad_config(self):
+        with pytest.raises(ValueError, match="loss_agg"):
+            AlgorithmConfig(loss_agg="sum")
+
+
+def test_overlong_penalty():
+    # L 2048, B 512: no penalty up to 1536; len 1792 -> -(1792 - 1536) / 512 = -0.5; len 2048 -> -1.
+    out = overlong_penalty(torch.tensor([100, 1536, 1792, 2048]), 2048, 512)
+    assert out.tolist() == [0.0, 0.0, -0.5, -1.0]

@@ -1,0 +1,45 @@
+"""Correctness, specificity and HM from hand-made category lists."""
+
+import pytest
+
+from speciarl.metrics import CategoryCounts, Correctness, HarmonicMean, Specificity, correctness_specificity, summary
+from speciarl.verifier.categories import Category as C
+from speciarl.verifier.categories import Outcome as O
+
+# 10 judged answers: 1 more specific, 2 specific, 1 less specific, 2 generic, 1 abstain,
+# 2 wrong, 1 parse failure; plus 1 judge error that is not a verdict.
+JUDGEMENTS = (
+    [C.MORE_SPECIFIC] + [C.SPECIFIC] * 2 + [C.LESS_SPECIFIC] + [C.GENERIC] * 2 + [C.ABSTAIN]
+    + [C.WRONG] * 2 + [O.PARSE_FAILURE] + [O.JUDGE_ERROR]
+)
+
+
+def test_hand_example():
+    # correct = 1 + 2 + 1 + 2 = 6 of N = 10 -> C 0.6; specific 3 of 6 -> S 0.5;
+    # HM = 2 * 0.6 * 0.5 / 1.1 = 0.545454.
+    out = summary(JUDGEMENTS)
+    assert out["correctness"] == pytest.approx(0.6)
+    assert out["specificity"] == pytest.approx(0.5)
+    assert out["hm"] == pytest.approx(0.545454, abs=1e-6)
+    assert out["frac_judge_error"] == pytest.approx(1 / 11)
+
+
+def test_empty_and_all_wrong():
+    assert correctness_specificity({}) == (0.0, 0.0, 0.0)
+    assert summary([C.WRONG, O.PARSE_FAILURE])["correctness"] == 0.0
+
+
+def test_torchmetrics_accumulate_over_updates():
+    metrics = [CategoryCounts(), Correctness(), Specificity(), HarmonicMean()]
+    for m in metrics:
+        m.update(JUDGEMENTS[:5])
+        m.update(JUDGEMENTS[5:])
+    assert metrics[0].compute()["hm"].item() == pytest.approx(0.545454, abs=1e-6)
+    assert metrics[1].compute().item() == pytest.approx(0.6)
+    assert metrics[2].compute().item() == pytest.approx(0.5)
+    assert metrics[3].compute().item() == pytest.approx(0.545454, abs=1e-6)
+
+
+def test_unresolved_rejected():
+    with pytest.raises(ValueError, match="unresolved"):
+        summary([O.UNRESOLVED])
