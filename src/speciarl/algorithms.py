@@ -167,7 +167,9 @@ def group_relative_loss(
     if config.kl_coef > 0:
         if ref_logp is None:
             raise ValueError("kl_coef > 0 needs reference log-probs")
-        kl = aggregate_loss(kl_penalty(logp, ref_logp, config.kl_estimator), mask, config.loss_agg, max_length)
+        kl = aggregate_loss(
+            kl_penalty(logp, ref_logp, config.kl_estimator), mask, config.loss_agg, max_length
+        )
         loss = policy + config.kl_coef * kl
     else:
         kl = torch.zeros((), dtype=policy.dtype, device=policy.device)

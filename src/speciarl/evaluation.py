@@ -61,12 +61,16 @@ def evaluate_policy(
             group = verdicts[i * best_of : (i + 1) * best_of]
             j = i * best_of + best_judgement(group)
             records.append(
-                EvalRecord(sample.sample_id, sample.label, answers[j], out.texts[j], verdicts[j], dict(sample.tags))
+                EvalRecord(
+                    sample.sample_id, sample.label, answers[j], out.texts[j], verdicts[j], dict(sample.tags)
+                )
             )
     return records
 
 
-def summarize_records(records: Sequence[EvalRecord], by_tag: str | None = None) -> dict[str, dict[str, float]]:
+def summarize_records(
+    records: Sequence[EvalRecord], by_tag: str | None = None
+) -> dict[str, dict[str, float]]:
     """C/S/HM overall, and per value of ``by_tag`` when given."""
     out = {"all": summary(r.judgement for r in records)}
     if by_tag:

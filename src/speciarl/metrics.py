@@ -41,9 +41,7 @@ def correctness_specificity(counts: Mapping[Judgement, int]) -> tuple[float, flo
     """(C, S, HM) from category counts; every ratio with an empty denominator is 0."""
     correct = sum(counts.get(c, 0) for c in Category if c.is_correct)
     specific = sum(counts.get(c, 0) for c in Category if c.is_specific)
-    n = correct + sum(
-        counts.get(j, 0) for j in (Category.ABSTAIN, Category.WRONG, Outcome.PARSE_FAILURE)
-    )
+    n = correct + sum(counts.get(j, 0) for j in (Category.ABSTAIN, Category.WRONG, Outcome.PARSE_FAILURE))
     c = correct / n if n else 0.0
     s = specific / correct if correct else 0.0
     hm = 2 * c * s / (c + s) if c + s else 0.0

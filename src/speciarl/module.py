@@ -84,10 +84,12 @@ class SpeciaRLModule(LightningModule):
         self.val_breakdown_tag = val_breakdown_tag
         self.log_completions_every = log_completions_every
         self.completions_per_table = completions_per_table
-        self.reference: nn.Module | None = None
+        # Kept in a tuple, not registered as a submodule: it is frozen, needs no checkpointing,
+        # and stays in eval mode without Lightning warning about it.
+        self._frozen_reference: tuple[nn.Module, ...] = ()
         if algorithm.kl_coef > 0 and not _is_peft(self.model):
             # Full fine-tuning: the reference is a frozen copy of the starting weights.
-            self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+            self._frozen_reference = (copy.deepcopy(self.model).eval().requires_grad_(False),)
         self.val_counts = CategoryCounts()
         self.val_breakdown = nn.ModuleDict()
         self.totals = {"judge_errors": 0, "dropped_groups": 0, "skipped_images": 0, "parse_failures": 0}
@@ -101,6 +103,12 @@ class SpeciaRLModule(LightningModule):
 
     def on_fit_start(self) -> None:
         self.model.train()
+        for ref in self._frozen_reference:
+            ref.to(self.device)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # Samples hold PIL images and tags: nothing to move, and the batch keeps its skip count.
+        return batch
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Sequence[Sample], batch_idx: int) -> None:
@@ -153,7 +161,9 @@ class SpeciaRLModule(LightningModule):
             self._log_completions("train", samples, rollout, answers, judgements, rewards, step)
         return None
 
-    def _update(self, rollout: Rollout, advantages: torch.Tensor, timings: dict[str, float]) -> dict[str, float]:
+    def _update(
+        self, rollout: Rollout, advantages: torch.Tensor, timings: dict[str, float]
+    ) -> dict[str, float]:
         """Old/reference log-probs, then mini-batch clipped updates."""
         opt = self.optimizers()
         suppress = self.policy.suppress_ids
@@ -176,7 +186,13 @@ class SpeciaRLModule(LightningModule):
         groups = list(range(rollout.num_groups))
         chunks = [groups[i :: self.mini_batches] for i in range(self.mini_batches)]
         chunks = [sorted(c) for c in chunks if c]
-        totals: dict[str, float] = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 0.0}
+        totals: dict[str, float] = {
+            "loss": 0.0,
+            "policy_loss": 0.0,
+            "kl": 0.0,
+            "clip_fraction": 0.0,
+            "ratio_mean": 0.0,
+        }
         grad_norm = 0.0
         updates = 0
         for _ in range(self.ppo_epochs):
@@ -207,7 +223,7 @@ class SpeciaRLModule(LightningModule):
                 opt.step()
                 updates += 1
                 for key in totals:
-                    totals[key] += float(getattr(out, key))
+                    totals[key] += float(getattr(out, key).detach())
         timings["update"] = time.perf_counter() - t
         result = {k: v / updates for k, v in totals.items()}
         result["grad_norm"] = grad_norm / updates
@@ -216,8 +232,8 @@ class SpeciaRLModule(LightningModule):
 
     @contextmanager
     def _reference(self):
-        if self.reference is not None:
-            yield self.reference
+        if self._frozen_reference:
+            yield self._frozen_reference[0]
         elif _is_peft(self.model):
             with self.model.disable_adapter():
                 yield self.model
@@ -232,7 +248,9 @@ class SpeciaRLModule(LightningModule):
         stats.pop("n")
         ok = rewards[~failed]
         stats["reward_mean"] = float(ok.mean()) if ok.numel() else math.nan
-        stats["zero_variance_groups"] = float((ok.std(dim=1) == 0).float().mean()) if ok.numel() and ok.shape[1] > 1 else 0.0
+        stats["zero_variance_groups"] = (
+            float((ok.std(dim=1) == 0).float().mean()) if ok.numel() and ok.shape[1] > 1 else 0.0
+        )
         stats["judge_error_groups"] = float(failed.float().mean())
         stats["truncated_fraction"] = float(rollout.truncated.float().mean())
         stats["response_length"] = float(rollout.completion_mask.sum(-1).float().mean())
@@ -297,8 +315,7 @@ class SpeciaRLModule(LightningModule):
                     "tags": sample.tags,
                 }
             )
-        log_dir = self.trainer.log_dir or self.trainer.default_root_dir
-        path = Path(log_dir) / f"completions_{split}.jsonl"
+        path = Path(self.trainer.default_root_dir) / f"completions_{split}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
             for row in rows:
@@ -330,4 +347,3 @@ def _is_peft(model: nn.Module) -> bool:
 def _grad_norm(model: nn.Module) -> torch.Tensor:
     norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
     return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
-

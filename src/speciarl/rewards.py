@@ -92,7 +92,9 @@ class StaticReward:
     def __init__(self, name: str, table: Mapping[str, float] | None = None) -> None:
         if table is None:
             if name not in STATIC_TABLES:
-                raise ValueError(f"unknown static reward {name!r}: expected one of {sorted(STATIC_TABLES)} or a table")
+                raise ValueError(
+                    f"unknown static reward {name!r}: expected one of {sorted(STATIC_TABLES)} or a table"
+                )
             self.table = dict(STATIC_TABLES[name])
         else:
             self.table = {Category(k): float(v) for k, v in table.items()}

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,10 @@ from speciarl.loggers import finish_wandb
 from speciarl.module import SpeciaRLModule
 
 log = logging.getLogger("speciarl.train")
+# Known harmless noise of the pinned stack (see DESIGN.md); real warnings still show.
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 

@@ -6,12 +6,12 @@ import pytest
 from PIL import Image
 
 from speciarl.data.manifest import ManifestDataset, load_image
+from speciarl.data.synthetic import shapes_taxonomy
 from speciarl.policy.policy import resolve_model_path
+from speciarl.rewards import SpeciaRLReward
 from speciarl.train import train
 from speciarl.verifier.categories import Outcome, extract_answer
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
-from speciarl.data.synthetic import shapes_taxonomy
-from speciarl.rewards import SpeciaRLReward
 
 
 def _manifest(tmp_path, n_good: int = 6):

@@ -42,7 +42,9 @@ def test_experiment_runs_real_steps(make_config, tmp_path, experiment):
     kl = [float(r["train/kl"]) for r in rows]
     if experiment == "dapo_speciarl":
         assert kl == [0.0, 0.0, 0.0]
-    completions = [json.loads(line) for line in (tmp_path / "completions_train.jsonl").read_text().splitlines()]
+    completions = [
+        json.loads(line) for line in (tmp_path / "completions_train.jsonl").read_text().splitlines()
+    ]
     assert {c["step"] for c in completions} == {0, 1, 2}
     assert all(c["category"] for c in completions)
 

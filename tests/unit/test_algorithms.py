@@ -73,7 +73,9 @@ class TestClippedLoss:
         assert self._loss(5.0, 1.0, dual=3.0) == pytest.approx(-1.2)
 
     def test_ratio_is_clamped(self):
-        loss, _ = clipped_policy_loss(torch.tensor([[100.0]]), torch.zeros(1, 1), torch.tensor([-1.0]), 0.2, 0.2)
+        loss, _ = clipped_policy_loss(
+            torch.tensor([[100.0]]), torch.zeros(1, 1), torch.tensor([-1.0]), 0.2, 0.2
+        )
         assert loss.item() == pytest.approx(math.exp(20.0), rel=1e-5)
 
 
@@ -124,7 +126,13 @@ class TestComposedLoss:
 
     def test_kl_needs_reference(self):
         with pytest.raises(ValueError, match="reference"):
-            group_relative_loss(AlgorithmConfig(), torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1, dtype=torch.bool))
+            group_relative_loss(
+                AlgorithmConfig(),
+                torch.zeros(1, 1),
+                torch.zeros(1, 1),
+                torch.ones(1),
+                torch.ones(1, 1, dtype=torch.bool),
+            )
 
     def test_bad_config(self):
         with pytest.raises(ValueError, match="loss_agg"):

@@ -2,15 +2,28 @@
 
 import pytest
 
-from speciarl.metrics import CategoryCounts, Correctness, HarmonicMean, Specificity, correctness_specificity, summary
+from speciarl.metrics import (
+    CategoryCounts,
+    Correctness,
+    HarmonicMean,
+    Specificity,
+    correctness_specificity,
+    summary,
+)
 from speciarl.verifier.categories import Category as C
 from speciarl.verifier.categories import Outcome as O
 
 # 10 judged answers: 1 more specific, 2 specific, 1 less specific, 2 generic, 1 abstain,
 # 2 wrong, 1 parse failure; plus 1 judge error that is not a verdict.
 JUDGEMENTS = (
-    [C.MORE_SPECIFIC] + [C.SPECIFIC] * 2 + [C.LESS_SPECIFIC] + [C.GENERIC] * 2 + [C.ABSTAIN]
-    + [C.WRONG] * 2 + [O.PARSE_FAILURE] + [O.JUDGE_ERROR]
+    [C.MORE_SPECIFIC]
+    + [C.SPECIFIC] * 2
+    + [C.LESS_SPECIFIC]
+    + [C.GENERIC] * 2
+    + [C.ABSTAIN]
+    + [C.WRONG] * 2
+    + [O.PARSE_FAILURE]
+    + [O.JUDGE_ERROR]
 )
 
 

@@ -45,7 +45,7 @@ def load_image(path: str | Path, skipped: SkipCounter | None = None) -> Image.Im
             img.load()
             if max(img.size) > MAX_LOAD_SIDE:
                 img.thumbnail((MAX_LOAD_SIDE, MAX_LOAD_SIDE))
-            if img.mode in ("P", "PA", "RGBA", "LA") :
+            if img.mode in ("P", "PA", "RGBA", "LA"):
                 img = img.convert("RGBA")
                 canvas = Image.new("RGB", img.size, (255, 255, 255))
                 canvas.paste(img, mask=img.getchannel("A"))

@@ -51,9 +51,7 @@ def shapes_taxonomy(families: dict[str, tuple[str, ...]] | None = None) -> Taxon
     families = FAMILIES if families is None else families
     nodes = [TaxonomyNode(ROOT, None, ("object",), ancestor_kind="generic")]
     for family, types in families.items():
-        nodes.append(
-            TaxonomyNode(family, ROOT, _opt(FAMILY_SYNONYMS.get(family)), ancestor_kind="generic")
-        )
+        nodes.append(TaxonomyNode(family, ROOT, _opt(FAMILY_SYNONYMS.get(family)), ancestor_kind="generic"))
         for shape_type in types:
             nodes.append(TaxonomyNode(shape_type, family, _opt(TYPE_SYNONYMS.get(shape_type))))
             for colour in COLOURS:
@@ -62,9 +60,7 @@ def shapes_taxonomy(families: dict[str, tuple[str, ...]] | None = None) -> Taxon
                     for c in (colour, COLOUR_SYNONYMS[colour])
                     for t in (shape_type, TYPE_SYNONYMS.get(shape_type, shape_type))
                 } - {leaf_name(colour, shape_type)}
-                nodes.append(
-                    TaxonomyNode(leaf_name(colour, shape_type), shape_type, tuple(sorted(synonyms)))
-                )
+                nodes.append(TaxonomyNode(leaf_name(colour, shape_type), shape_type, tuple(sorted(synonyms))))
     return Taxonomy.from_nodes(nodes)
 
 

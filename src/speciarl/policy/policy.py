@@ -113,9 +113,7 @@ class Policy:
             )
             for s in samples
         ]
-        enc = self.processor(
-            text=texts, images=[s.image for s in samples], return_tensors="pt", padding=True
-        )
+        enc = self.processor(text=texts, images=[s.image for s in samples], return_tensors="pt", padding=True)
         return PromptBatch(
             input_ids=enc["input_ids"],
             attention_mask=enc["attention_mask"],

@@ -33,7 +33,6 @@ def load_processor(path: str) -> Any:
     """Load a processor from a local folder, without torchvision when it is not installed."""
     try:
         import torchvision  # noqa: F401
-
         from transformers import AutoProcessor
 
         return AutoProcessor.from_pretrained(path)

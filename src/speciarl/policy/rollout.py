@@ -43,12 +43,13 @@ class HFRollout:
         was_training = model.training
         model.eval()
         try:
-            kwargs = dict(max_new_tokens=self.max_new_tokens, top_k=0)
+            kwargs: dict = dict(max_new_tokens=self.max_new_tokens)
             if greedy:
                 kwargs.update(do_sample=False, num_beams=1)
             else:
                 kwargs.update(
                     do_sample=True,
+                    top_k=0,  # the model's default top_k=50 would make sampling disagree with log-probs
                     temperature=temperature or self.temperature,
                     top_p=top_p if top_p is not None else self.top_p,
                 )

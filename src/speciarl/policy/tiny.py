@@ -24,7 +24,7 @@ from transformers import (
     Qwen2VLImageProcessorPil,
 )
 
-from speciarl.data.prompts import PROMPTS, format_answer
+from speciarl.data.prompts import FORMAT_INSTRUCTION, PROMPTS, format_answer
 from speciarl.data.synthetic import shapes_taxonomy
 from speciarl.policy.processor import ImageOnlyQwen2_5_VLProcessor
 
@@ -47,7 +47,7 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -83,12 +83,20 @@ def tokenizer_corpus() -> list[str]:
     taxonomy = shapes_taxonomy()
     labels = [name for key in taxonomy.nodes for name in taxonomy.names(key)]
     refusals = ["None", "none", "cannot tell", "unknown"]
-    corpus = []
+    corpus = ["user", "assistant", "system"] * 20
     for _ in range(20):
         corpus.extend(PROMPTS.values())
         corpus.extend(format_answer(label) for label in labels + refusals)
         corpus.extend(labels)
     return corpus
+
+
+def prompt_phrases() -> list[str]:
+    """The instruction sentences of every prompt preset, each added as one token."""
+    phrases = {" " + FORMAT_INSTRUCTION}
+    for text in PROMPTS.values():
+        phrases.add(text.replace(" " + FORMAT_INSTRUCTION, ""))
+    return sorted(phrases)
 
 
 def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
@@ -103,6 +111,9 @@ def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
     )
     core.train_from_iterator(tokenizer_corpus(), trainer)
     core.add_tokens(FORMAT_TOKENS)
+    # The fixed instruction sentences become single tokens: a tiny model need not spend most of
+    # its sequence (and CPU time) re-reading the same 50-token instruction.
+    core.add_tokens(prompt_phrases())
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         bos_token="<|endoftext|>",

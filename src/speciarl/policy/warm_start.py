@@ -46,7 +46,7 @@ class Phase:
 class WarmStartSpec:
     phases: tuple[Phase, ...] = field(
         default_factory=lambda: (
-            Phase(steps=500, lr=4e-3, leaf=0.7, type=0.15, family=0.15),
+            Phase(steps=1200, lr=4e-3, leaf=0.8, type=0.1, family=0.1),
             Phase(steps=250, lr=2e-3, leaf=0.2, type=0.3, family=0.5),
         )
     )
@@ -77,9 +77,7 @@ class _Bank:
                 raise RuntimeError("warm start expects every prompt to encode to the same tokens")
         self.blocks = blocks
         self.prompt = prompt
-        self.labels_by_level = [
-            (s.label, s.tags["type"], s.tags["family"]) for s in self.samples
-        ]
+        self.labels_by_level = [(s.label, s.tags["type"], s.tags["family"]) for s in self.samples]
 
     def batch(self, rows: np.ndarray, levels: np.ndarray, policy: Policy) -> Rollout:
         answers = [format_answer(self.labels_by_level[r][lv]) for r, lv in zip(rows, levels, strict=True)]
@@ -124,13 +122,18 @@ def supervised_warm_start(policy: Policy, spec: WarmStartSpec) -> list[float]:
             loss = -(logp.sum() / batch.completion_mask.sum())
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            loss = loss.detach()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             losses.append(float(loss))
             if (step + 1) % 100 == 0:
                 log.info(
                     "warm start phase %d step %d/%d loss %.3f (%.1f s)",
-                    phase_index + 1, step + 1, phase.steps, np.mean(losses[-100:]), time.perf_counter() - start,
+                    phase_index + 1,
+                    step + 1,
+                    phase.steps,
+                    np.mean(losses[-100:]),
+                    time.perf_counter() - start,
                 )
     return losses
 

@@ -7,10 +7,10 @@ Also the two text operations every judge relies on: answer extraction and normal
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """One of the six verdicts a judge may give, from best to worst."""
 
     MORE_SPECIFIC = "more specific"
@@ -35,7 +35,7 @@ class Category(str, Enum):
         return self in SPECIFIC_CATEGORIES
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """Results of judging that are not one of the six categories.
 
     PARSE_FAILURE: the completion had no usable ``<answer>``; rewarded -1, never sets a bar.

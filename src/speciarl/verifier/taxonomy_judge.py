@@ -61,9 +61,7 @@ class TaxonomyJudge:
             return Category.WRONG
         return verdict
 
-    def judge(
-        self, ground_truths: Sequence[str], predictions: Sequence[str | None]
-    ) -> list[Judgement]:
+    def judge(self, ground_truths: Sequence[str], predictions: Sequence[str | None]) -> list[Judgement]:
         if len(ground_truths) != len(predictions):
             raise ValueError(
                 f"judge got {len(ground_truths)} ground truths for {len(predictions)} predictions"
