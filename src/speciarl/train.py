@@ -29,6 +29,7 @@ log = logging.getLogger("speciarl.train")
 # Known harmless noise of the pinned stack (see DESIGN.md); real warnings still show.
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
 os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 

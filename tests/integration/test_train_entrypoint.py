@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 
 from speciarl.train import train
@@ -71,3 +72,37 @@ def test_missing_dataset_folder_is_a_clear_error(make_config, tmp_path):
     )
     with pytest.raises(Exception, match="no manifest at .*nowhere"):
         train(cfg)
+
+
+def test_lora_grpo_with_minibatches_trains_only_the_adapter(make_config, tmp_path):
+    """LoRA policy: the reference is the adapter disabled; two mini-batches use stored old log-probs."""
+    cfg = make_config(
+        "experiment=grpo_speciarl",
+        "logger=csv",
+        *FAST,
+        "eval.best_of_n=0",
+        "model.lora={r: 4, alpha: 8}",
+        "module.mini_batches=2",
+        "module.lr=1e-2",
+    )
+    from speciarl.train import build_module
+
+    module, datamodule = build_module(cfg)
+    with torch.no_grad():  # a non-zero adapter, so the policy differs from its reference
+        for name, p in module.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    frozen = {n: p.detach().clone() for n, p in module.model.named_parameters() if not p.requires_grad}
+    lora = {n: p.detach().clone() for n, p in module.model.named_parameters() if p.requires_grad}
+    assert lora and all("lora_" in n for n in lora)
+    from hydra.utils import instantiate
+
+    trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(tmp_path))
+    trainer.fit(module, datamodule=datamodule)
+    params = dict(module.model.named_parameters())
+    assert all(torch.equal(params[n], before) for n, before in frozen.items())
+    assert any(not (params[n] == v).all() for n, v in lora.items())
+    rows = trainer.logged_metrics
+    assert rows["train/updates"].item() == 2.0
+    # The adapter is non-zero, so the reference (adapter disabled) differs from the policy: KL > 0.
+    assert rows["train/kl"].item() > 0.0
