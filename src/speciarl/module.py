@@ -21,7 +21,7 @@ from torch import nn
 
 from speciarl.algorithms import AlgorithmConfig, group_advantages, group_relative_loss
 from speciarl.data.samples import Sample
-from speciarl.metrics import CategoryCounts, summary
+from speciarl.metrics import CategoryCounts
 from speciarl.policy.policy import Policy, Rollout, token_logprobs
 from speciarl.policy.rollout import HFRollout
 from speciarl.verifier.categories import Judgement, Outcome, extract_answer
@@ -90,6 +90,7 @@ class SpeciaRLModule(LightningModule):
         if algorithm.kl_coef > 0 and not _is_peft(self.model):
             # Full fine-tuning: the reference is a frozen copy of the starting weights.
             self._frozen_reference = (copy.deepcopy(self.model).eval().requires_grad_(False),)
+        self.rollout_counts = CategoryCounts()
         self.val_counts = CategoryCounts()
         self.val_breakdown = nn.ModuleDict()
         self.totals = {"judge_errors": 0, "dropped_groups": 0, "skipped_images": 0, "parse_failures": 0}
@@ -243,9 +244,10 @@ class SpeciaRLModule(LightningModule):
     def _rollout_stats(
         self, judgements: list[Judgement], rewards: torch.Tensor, failed: torch.Tensor, rollout: Rollout
     ) -> dict[str, float]:
-        judged = [j for j in judgements if j is not Outcome.JUDGE_ERROR]
-        stats = summary(judged)
-        stats.pop("n")
+        # torchmetrics, so that on several ranks the step's figures cover every rank's rollouts.
+        self.rollout_counts.update(judgements)
+        stats = {k: float(v) for k, v in self.rollout_counts.compute().items()}
+        self.rollout_counts.reset()
         ok = rewards[~failed]
         stats["reward_mean"] = float(ok.mean()) if ok.numel() else math.nan
         stats["zero_variance_groups"] = (
