@@ -369,9 +369,9 @@ def _log(
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(flat, step=0)
         if type(logger).__name__ == "WandbLogger":
-            images = [str(paths[k]) for k in ("tradeoff", "categories") if k in paths]
-            if images:
-                logger.log_image(key="eval/plots", images=images, caption=[Path(p).stem for p in images])
+            for name in ("tradeoff", "categories"):
+                if name in paths:
+                    logger.log_image(key=f"eval/{name}", images=[str(paths[name])])
             columns = ["method", "dataset", "sample_id", "label", "prediction", "category"]
             data = []
             for method, r in results.items():

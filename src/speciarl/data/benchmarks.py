@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from speciarl.data.image_sets import ImageEntry, ImageFiles, LabelledImages, ParquetImages, readable_label
 
 log = logging.getLogger(__name__)
@@ -358,12 +360,12 @@ def read_flowers102(folder: Path, layout: str = "auto") -> BenchmarkSplits:
             require(folder, "flowers102", "coop", [COOP_SPLIT_FILES["flowers102"][0], "jpg"])
     require(folder, "flowers102", "official", ["jpg", "imagelabels.mat", "setid.mat"])
     names = _flower_names(folder)
-    labels = [int(v) for v in _loadmat(folder / "imagelabels.mat")["labels"]]
+    labels = [int(v) for v in np.atleast_1d(_loadmat(folder / "imagelabels.mat")["labels"])]
     setid = _loadmat(folder / "setid.mat")
     splits = {}
     for split, key in (("train", "trnid"), ("val", "valid"), ("test", "tstid")):
         entries = []
-        for image_index in (int(v) for v in setid[key]):
+        for image_index in (int(v) for v in np.atleast_1d(setid[key])):
             label = labels[image_index - 1]
             if label not in names:
                 raise ValueError(f"{folder}: class {label} has no name in cat_to_name.json")
@@ -491,7 +493,7 @@ CAT_BREEDS = frozenset(
 
 # ---------------------------------------------------------------------------- Stanford Cars
 def _mat_strings(values: Any) -> list[str]:
-    return [str(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
+    return [str(v) for v in np.atleast_1d(values).tolist()]
 
 
 def _mat_records(path: Path, key: str = "annotations") -> list[dict[str, Any]]:
