@@ -108,6 +108,22 @@ def markdown_report(results: Sequence[Mapping[str, Any]]) -> str:
             lines.append(
                 f"| {name} | {r['method']} | {shares} | {f.get('judge_errors', 0)} | {f.get('skipped_images', 0)} |"
             )
+    breakdown_rows = [
+        f"| {name} | {part} | {r['method']} | {_num(f.get('correctness'))} | {_num(f.get('specificity'))} | "
+        f"{_num(f.get('hm'))} | {f.get('n', '-')} |"
+        for kind, name in scopes(results)
+        if kind == "dataset"
+        for r in results
+        for part, f in sorted(r.get("breakdown", {}).get(name, {}).items())
+    ]
+    if breakdown_rows:
+        lines += [
+            "",
+            "## By sample tag",
+            "",
+            "| dataset | tag | method | correctness | specificity | HM | N |",
+        ]
+        lines += ["|---|---|---|---|---|---|---|", *breakdown_rows]
     lines += [
         "",
         "## Secondary metrics",

