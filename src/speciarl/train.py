@@ -76,6 +76,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.eval.after:
             results["after"] = _validate(trainer, module, datamodule)
         results["totals"] = dict(module.totals)
+        if cfg.get("save_policy"):
+            # Read back by `python -m speciarl.evaluate ckpt=<run>/policy`.
+            from speciarl.policy.saved import save_policy
+
+            results["policy_dir"] = str(
+                save_policy(module.policy, out_dir / "policy", cfg.model.get("prompt"))
+            )
         results["wall_seconds"] = time.perf_counter() - started
         (out_dir / "results.json").write_text(json.dumps(results, indent=1))
         print(format_results(results, cfg))

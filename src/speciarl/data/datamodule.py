@@ -32,6 +32,7 @@ class SamplesDataModule(LightningDataModule):
     Args:
         train: the training dataset (prompts; each becomes G rollouts).
         val: held-out samples evaluated greedily every ``trainer.val_check_interval`` steps.
+        test: the split ``python -m speciarl.evaluate`` reads (falls back to ``val`` when absent).
         batch_size: prompts per training step.
         val_batch_size: samples per validation generate call.
         num_workers: dataloader workers.
@@ -48,12 +49,14 @@ class SamplesDataModule(LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         taxonomy: object | None = None,
+        test: Dataset | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
             raise ValueError(f"data.batch_size must be positive, got {batch_size}")
         self.train_set = train
         self.val_set = val
+        self.test_set = test
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size
         self.num_workers = num_workers
@@ -62,6 +65,9 @@ class SamplesDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         import torch
+
+        if self.train_set is None:
+            raise ValueError("this data config has no training split (data.train is null)")
 
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(

@@ -1,0 +1,82 @@
+"""A trained policy on disk: ``<run>/policy`` written at the end of training, read by evaluation.
+
+A fully fine-tuned model is saved whole (``save_pretrained`` of model and processor); a LoRA
+policy saves only its adapter, which is loaded back onto the base model of the ``model`` config.
+``speciarl_policy.json`` says which, and which prompt the policy was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from speciarl.policy.policy import Policy
+
+MARKER = "speciarl_policy.json"
+
+
+def save_policy(policy: Policy, folder: str | Path, prompt: str | None = None) -> Path:
+    """Write the policy (whole model, or the LoRA adapter only) and its processor to ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = policy.model
+    is_adapter = hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
+    model.save_pretrained(str(folder))
+    policy.processor.save_pretrained(str(folder))
+    info = {"kind": "adapter" if is_adapter else "full", "prompt": prompt}
+    (folder / MARKER).write_text(json.dumps(info, indent=1))
+    return folder
+
+
+def load_saved_policy(
+    folder: str | Path,
+    prompt: str = "base",
+    base: Callable[[], Policy] | None = None,
+    dtype: str = "auto",
+) -> Policy:
+    """A policy saved by ``save_policy``; ``base`` builds the base model when it is an adapter."""
+    from speciarl.policy.loading import _finish
+    from speciarl.policy.processor import load_processor
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"no saved policy at {folder}: expected the <run>/policy folder written by "
+            "`python -m speciarl.train save_policy=true` (or any transformers model folder)"
+        )
+    marker = folder / MARKER
+    kind = json.loads(marker.read_text()).get("kind", "full") if marker.is_file() else None
+    if kind is None:
+        kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
+    if kind == "adapter":
+        if base is None:
+            raise ValueError(f"{folder} holds a LoRA adapter: its base model must come from the model config")
+        from peft import PeftModel
+
+        base_policy = base()
+        model = base_policy.model
+        if hasattr(model, "get_base_model"):
+            model = model.get_base_model()
+        model = PeftModel.from_pretrained(model, str(folder))
+        model.train()
+        return Policy(model, base_policy.processor, prompt)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{folder} has neither config.json nor adapter_config.json: not a saved policy"
+        )
+    from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2_5_VLForConditionalGeneration
+
+    dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in dtypes:
+        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
+    config = AutoConfig.from_pretrained(str(folder))
+    cls = (
+        Qwen2_5_VLForConditionalGeneration
+        if getattr(config, "model_type", "") == "qwen2_5_vl"
+        else AutoModelForImageTextToText
+    )
+    model = cls.from_pretrained(str(folder), dtype=dtypes[dtype])
+    return _finish(model, load_processor(str(folder)), None, prompt)
