@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -172,33 +172,10 @@ class SpeciaRLModule(LightningModule):
             )
             return scored
 
-        ds = self.algorithm.dynamic_sampling
         stats: dict[str, float] = {}
-        if ds.enabled:
+        if self.algorithm.dynamic_sampling.enabled:
             target = len(samples) + int(getattr(batch, "skipped", 0))
-            collected = self._dynamic_sampler().collect(
-                samples,
-                target,
-                score,
-                (lambda s: s.rewards) if ds.filter_on == "reward" else (lambda s: s.shaped),
-                lambda s, groups: s.select_groups(groups),
-            )
-            stats.update(collected.report.as_metrics())
-            self.totals["ds_round_limit_hits"] += int(collected.report.hit_round_limit)
-            train = (
-                ScoredRollouts.concat(collected.parts, self.policy.pad_id, self.policy.eos_id)
-                if collected.parts
-                else None
-            )
-            self._empty_steps = 0 if train is not None else self._empty_steps + 1
-            if train is None:
-                self.totals["ds_empty_steps"] += 1
-                if self._empty_steps >= ds.max_empty_steps:
-                    raise RuntimeError(
-                        f"dynamic sampling found no group with unequal rewards in {self._empty_steps} "
-                        f"consecutive steps ({ds.max_rounds} rounds each): the policy gets no signal from "
-                        "this data. Check the rewards, or disable algorithm.dynamic_sampling.enabled."
-                    )
+            train = self._dynamic_batch(samples, target, score, stats)
         else:
             train = score(samples)
 
@@ -223,6 +200,37 @@ class SpeciaRLModule(LightningModule):
         self.log("hm", stats["hm"], prog_bar=True, logger=False, batch_size=len(samples))
         for key, value in self.totals.items():
             self.log(f"train/total_{key}", float(value), batch_size=len(samples))
+        return None
+
+    def _dynamic_batch(
+        self,
+        samples: list[Sample],
+        target: int,
+        score: Callable[[list[Sample]], ScoredRollouts],
+        stats: dict[str, float],
+    ) -> ScoredRollouts | None:
+        """DAPO dynamic sampling: the informative groups of as many rounds as it takes (None: none)."""
+        ds = self.algorithm.dynamic_sampling
+        collected = self._dynamic_sampler().collect(
+            samples,
+            target,
+            score,
+            (lambda s: s.rewards) if ds.filter_on == "reward" else (lambda s: s.shaped),
+            lambda s, groups: s.select_groups(groups),
+        )
+        stats.update(collected.report.as_metrics())
+        self.totals["ds_round_limit_hits"] += int(collected.report.hit_round_limit)
+        if collected.parts:
+            self._empty_steps = 0
+            return ScoredRollouts.concat(collected.parts, self.policy.pad_id, self.policy.eos_id)
+        self._empty_steps += 1
+        self.totals["ds_empty_steps"] += 1
+        if self._empty_steps >= ds.max_empty_steps:
+            raise RuntimeError(
+                f"dynamic sampling found no group with unequal rewards in {self._empty_steps} "
+                f"consecutive steps ({ds.max_rounds} rounds each): the policy gets no signal from "
+                "this data. Check the rewards, or disable algorithm.dynamic_sampling.enabled."
+            )
         return None
 
     def _dynamic_sampler(self) -> DynamicSampler:
