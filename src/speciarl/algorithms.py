@@ -6,13 +6,87 @@ N = B * G rows ordered prompt by prompt, and ``mask`` marks real response tokens
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 LOSS_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 KL_ESTIMATORS = ("k1", "k2", "k3")
+# What happens to a completion cut at the token budget (no EOS): kept as is, its tokens masked
+# out of the loss (DAPO's "overlong filtering"), or penalised (scored as a parse failure: -1
+# under every reward, and it never sets SpeciaRL's bar).
+TRUNCATION_MODES = ("keep", "mask", "penalize")
+# What dynamic sampling filters on: the verifier reward before overlong shaping (verl's "acc",
+# what the paper's DAPO runs used) or the shaped reward the advantages are computed from.
+FILTER_METRICS = ("reward", "shaped_reward")
+
+
+@dataclass(frozen=True)
+class OverlongShaping:
+    """DAPO's soft overlong punishment, added to the reward: min(0, -(len - (L - B)) / B) * factor.
+
+    Args:
+        enabled: add the penalty to every rollout's reward.
+        max_length: L; None means the rollout's token budget (``rollout.max_new_tokens``).
+        buffer: B, the last B tokens of the budget in which the penalty ramps from 0 to -factor;
+            None means a quarter of L (the paper: 512 of 2048; the embedded default: 4 of 16).
+        penalty_factor: scale of the penalty (1 in DAPO and the paper).
+    """
+
+    enabled: bool = False
+    max_length: int | None = None
+    buffer: int | None = None
+    penalty_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_length is not None and self.max_length <= 0:
+            raise ValueError(f"overlong max_length must be positive, got {self.max_length}")
+        if self.buffer is not None and self.buffer <= 0:
+            raise ValueError(f"overlong buffer must be positive, got {self.buffer}")
+        if self.max_length is not None and self.buffer is not None and self.buffer > self.max_length:
+            raise ValueError(
+                f"overlong buffer ({self.buffer}) must not exceed max_length ({self.max_length})"
+            )
+        if self.penalty_factor < 0:
+            raise ValueError(f"overlong penalty_factor must be >= 0, got {self.penalty_factor}")
+
+    def resolved(self, budget: int) -> tuple[int, int]:
+        """(L, B) for a rollout whose token budget is ``budget``."""
+        length = int(self.max_length or budget)
+        return length, int(self.buffer or max(1, length // 4))
+
+
+@dataclass(frozen=True)
+class DynamicSampling:
+    """DAPO's dynamic sampling: drop groups whose rewards are all equal, generate more until full.
+
+    Args:
+        enabled: filter and refill (off: every group is trained on, as GRPO does).
+        generation_batch_multiple: prompts rolled out per round = this x the training batch
+            (3 in the paper's DAPO runs: 768 generated for 256 trained).
+        max_rounds: generation rounds per step at most (10 in the paper); at the limit the step
+            trains on the informative groups collected so far and says so in the log.
+        filter_on: ``reward`` (before overlong shaping, as the paper) or ``shaped_reward``.
+        max_empty_steps: consecutive steps that found no informative group at all before the run
+            stops with an error (the policy gets no signal from this data; training would spin).
+    """
+
+    enabled: bool = False
+    generation_batch_multiple: int = 3
+    max_rounds: int = 10
+    filter_on: str = "reward"
+    max_empty_steps: int = 10
+
+    def __post_init__(self) -> None:
+        if self.generation_batch_multiple < 1:
+            raise ValueError(f"generation_batch_multiple must be >= 1, got {self.generation_batch_multiple}")
+        if self.max_rounds < 1:
+            raise ValueError(f"max_rounds must be >= 1, got {self.max_rounds}")
+        if self.filter_on not in FILTER_METRICS:
+            raise ValueError(f"filter_on must be one of {FILTER_METRICS}, got {self.filter_on!r}")
+        if self.max_empty_steps < 1:
+            raise ValueError(f"max_empty_steps must be >= 1, got {self.max_empty_steps}")
 
 
 @dataclass(frozen=True)
@@ -27,7 +101,11 @@ class AlgorithmConfig:
         loss_agg: one of ``LOSS_AGGREGATIONS``.
         kl_coef: weight of the KL penalty to the reference; 0 skips the reference pass entirely.
         kl_estimator: ``k1``, ``k2`` or ``k3`` (low-variance KL).
+        entropy_coef: weight of the entropy bonus (loss -= coef * aggregate(entropy)); 0 skips it.
         eps: added to the std.
+        truncation: one of ``TRUNCATION_MODES`` for completions cut at the token budget.
+        overlong: DAPO's soft overlong reward shaping.
+        dynamic_sampling: DAPO's group filter and refill.
     """
 
     name: str = "grpo"
@@ -38,7 +116,11 @@ class AlgorithmConfig:
     loss_agg: str = "token_mean"
     kl_coef: float = 0.01
     kl_estimator: str = "k3"
+    entropy_coef: float = 0.0
     eps: float = 1e-6
+    truncation: str = "keep"
+    overlong: OverlongShaping = field(default_factory=OverlongShaping)
+    dynamic_sampling: DynamicSampling = field(default_factory=DynamicSampling)
 
     def __post_init__(self) -> None:
         if self.loss_agg not in LOSS_AGGREGATIONS:
@@ -49,6 +131,17 @@ class AlgorithmConfig:
             raise ValueError("clip_low and clip_high must be >= 0")
         if self.dual_clip is not None and self.dual_clip <= 1.0:
             raise ValueError(f"dual_clip must be > 1 (or null), got {self.dual_clip}")
+        if self.truncation not in TRUNCATION_MODES:
+            raise ValueError(f"truncation must be one of {TRUNCATION_MODES}, got {self.truncation!r}")
+        if self.kl_coef < 0:
+            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+        if not isinstance(self.overlong, OverlongShaping) or not isinstance(
+            self.dynamic_sampling, DynamicSampling
+        ):
+            raise TypeError(
+                "overlong and dynamic_sampling must be OverlongShaping / DynamicSampling objects "
+                "(in YAML give them a _target_)"
+            )
 
 
 def group_advantages(rewards: Tensor, normalize_std: bool = True, eps: float = 1e-6) -> Tensor:
@@ -69,11 +162,41 @@ def group_advantages(rewards: Tensor, normalize_std: bool = True, eps: float = 1
     return centred / (std + eps) if normalize_std else centred
 
 
-def overlong_penalty(lengths: Tensor, max_length: int, buffer: int) -> Tensor:
-    """DAPO soft overlong shaping: min(0, -(len - (L - B)) / B)."""
+def overlong_penalty(lengths: Tensor, max_length: int, buffer: int, factor: float = 1.0) -> Tensor:
+    """DAPO soft overlong shaping: min(0, -(len - (L - B)) / B) * factor."""
     if not 0 < buffer <= max_length:
         raise ValueError(f"need 0 < buffer <= max_length, got buffer={buffer}, max_length={max_length}")
-    return torch.clamp(-(lengths.float() - (max_length - buffer)) / buffer, max=0.0)
+    return torch.clamp(-(lengths.float() - (max_length - buffer)) / buffer, max=0.0) * factor
+
+
+def informative_groups(rewards: Tensor) -> Tensor:
+    """keep_g = max_i r_gi != min_i r_gi (a group whose rewards are all equal has zero advantage).
+
+    A group holding a NaN reward (a judge error) is never kept: it must not be trained on.
+    """
+    if rewards.dim() != 2:
+        raise ValueError(f"rewards must be [groups, group_size], got shape {tuple(rewards.shape)}")
+    finite = ~torch.isnan(rewards).any(dim=1)
+    spread = rewards.amax(dim=1) != rewards.amin(dim=1)
+    return finite & spread
+
+
+def loss_mask_for_truncation(mask: Tensor, truncated: Tensor, mode: str) -> Tensor:
+    """M'_it = M_it and not truncated_i under ``mask``; M' = M under ``keep`` and ``penalize``."""
+    if mode not in TRUNCATION_MODES:
+        raise ValueError(f"truncation must be one of {TRUNCATION_MODES}, got {mode!r}")
+    if mode != "mask":
+        return mask
+    return mask & ~truncated.to(torch.bool).unsqueeze(-1)
+
+
+def entropy_from_logits(logits: Tensor) -> Tensor:
+    """H = logsumexp(z) - sum_v softmax(z)_v z_v over the last dim; -inf logits (suppressed) add 0."""
+    lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+    probs = torch.exp(logits - lse)
+    # where, not multiply: a suppressed logit is -inf and 0 * -inf is nan.
+    finite = torch.where(torch.isfinite(logits), logits, torch.zeros_like(logits))
+    return lse.squeeze(-1) - (probs * finite).sum(-1)
 
 
 def importance_ratio(logp: Tensor, old_logp: Tensor) -> Tensor:
@@ -125,7 +248,9 @@ def aggregate_loss(per_token: Tensor, mask: Tensor, mode: str, max_length: int |
 
     token_mean: sum(L M) / sum(M).
     seq_mean_token_mean: mean_i [ sum_t(L M)_i / sum_t(M)_i ].
-    seq_mean_token_sum_norm: mean_i [ sum_t(L M)_i ] / max_length (Dr.GRPO; a constant normaliser).
+    seq_mean_token_sum_norm: sum_i sum_t (L M)_it / (N * max_length) (Dr.GRPO: the normaliser is a
+    constant, N rows times the configured response budget, whatever the response lengths; as the
+    Dr.GRPO paper and TRL, not verl, whose divisor is the padded width of the micro-batch).
     """
     maskf = mask.to(per_token.dtype)
     # where, not multiply: a masked position may hold inf/nan, and inf * 0 is nan.
@@ -137,7 +262,7 @@ def aggregate_loss(per_token: Tensor, mask: Tensor, mode: str, max_length: int |
     if mode == "seq_mean_token_sum_norm":
         if not max_length:
             raise ValueError("seq_mean_token_sum_norm needs max_length (the configured response budget)")
-        return masked.sum(-1).mean() / max_length
+        return masked.sum() / (per_token.shape[0] * max_length)
     raise ValueError(f"unknown loss aggregation {mode!r}: expected one of {LOSS_AGGREGATIONS}")
 
 
@@ -146,6 +271,7 @@ class LossOutput:
     loss: Tensor
     policy_loss: Tensor
     kl: Tensor
+    entropy: Tensor
     clip_fraction: Tensor
     ratio_mean: Tensor
 
@@ -158,8 +284,9 @@ def group_relative_loss(
     mask: Tensor,
     ref_logp: Tensor | None = None,
     max_length: int | None = None,
+    entropy: Tensor | None = None,
 ) -> LossOutput:
-    """Policy loss plus ``kl_coef`` times the KL, both with the configured aggregation."""
+    """policy + kl_coef * KL - entropy_coef * H, each term with the configured aggregation over ``mask``."""
     per_token, clipped = clipped_policy_loss(
         logp, old_logp, advantages, config.clip_low, config.clip_high, config.dual_clip
     )
@@ -174,9 +301,18 @@ def group_relative_loss(
     else:
         kl = torch.zeros((), dtype=policy.dtype, device=policy.device)
         loss = policy
+    if config.entropy_coef != 0:
+        if entropy is None:
+            raise ValueError("entropy_coef != 0 needs the per-token entropy of the policy")
+        ent = aggregate_loss(entropy, mask, config.loss_agg, max_length)
+        loss = loss - config.entropy_coef * ent
+    elif entropy is not None:
+        ent = aggregate_loss(entropy.detach(), mask, config.loss_agg, max_length)
+    else:
+        ent = torch.zeros((), dtype=policy.dtype, device=policy.device)
     with torch.no_grad():
         maskf = mask.float()
         denom = maskf.sum().clamp(min=1.0)
         clip_fraction = (clipped.float() * maskf).sum() / denom
         ratio_mean = torch.where(mask, importance_ratio(logp, old_logp), torch.zeros_like(logp)).sum() / denom
-    return LossOutput(loss, policy.detach(), kl.detach(), clip_fraction, ratio_mean)
+    return LossOutput(loss, policy.detach(), kl.detach(), ent.detach(), clip_fraction, ratio_mean)

@@ -10,23 +10,40 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from speciarl.algorithms import AlgorithmConfig, group_advantages, group_relative_loss
+from speciarl.algorithms import (
+    AlgorithmConfig,
+    group_advantages,
+    group_relative_loss,
+    loss_mask_for_truncation,
+)
 from speciarl.data.samples import Sample
+from speciarl.dynamic_sampling import DynamicSampler, RefillStream
 from speciarl.metrics import CategoryCounts
-from speciarl.policy.policy import Policy, Rollout, token_logprobs
+from speciarl.policy.policy import Policy, Rollout, token_logprobs, token_logprobs_with_entropy
 from speciarl.policy.rollout import HFRollout
+from speciarl.rollout_scoring import RolloutScorer, ScoredRollouts
 from speciarl.verifier.categories import Judgement, Outcome, extract_answer
 
 log = logging.getLogger(__name__)
+
+
+class _RoundRecord(NamedTuple):
+    """What one generation round produced, kept for the step's statistics (no images, no tokens)."""
+
+    judgements: list[Judgement]
+    rewards: torch.Tensor  # shaped, [B, G]
+    overlong: torch.Tensor  # [B, G]
+    truncated: torch.Tensor  # [B * G]
+    lengths: torch.Tensor  # [B * G]
 
 
 class SpeciaRLModule(LightningModule):
@@ -68,6 +85,10 @@ class SpeciaRLModule(LightningModule):
             raise ValueError(f"group_size must be >= 1, got {group_size}")
         if mini_batches < 1 or ppo_epochs < 1:
             raise ValueError("mini_batches and ppo_epochs must be >= 1")
+        if algorithm.dynamic_sampling.enabled and group_size < 2:
+            raise ValueError(
+                "dynamic sampling needs group_size >= 2: a group of one always has equal rewards"
+            )
         self.automatic_optimization = False
         self.policy = policy
         self.model = policy.model
@@ -94,6 +115,12 @@ class SpeciaRLModule(LightningModule):
         self.val_counts = CategoryCounts()
         self.val_breakdown = nn.ModuleDict()
         self.totals = {"judge_errors": 0, "dropped_groups": 0, "skipped_images": 0, "parse_failures": 0}
+        RolloutScorer(judge, reward, algorithm, rollout.max_new_tokens)  # checks the settings now
+        self.totals["truncated"] = 0
+        self._sampler: DynamicSampler | None = None
+        self._empty_steps = 0
+        if algorithm.dynamic_sampling.enabled:
+            self.totals.update(ds_round_limit_hits=0, ds_empty_steps=0)
 
     # ------------------------------------------------------------------ setup
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -113,7 +140,7 @@ class SpeciaRLModule(LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Sequence[Sample], batch_idx: int) -> None:
-        timings: dict[str, float] = {}
+        timings: dict[str, float] = {"rollout": 0.0, "judge": 0.0}
         step = int(self.global_step)  # read before the optimiser steps advance it
         self.totals["skipped_images"] += int(getattr(batch, "skipped", 0))
         if len(batch) == 0:
@@ -121,36 +148,52 @@ class SpeciaRLModule(LightningModule):
             return None
         samples = list(batch)
         G = self.group_size
+        generated: list[_RoundRecord] = []  # what every round produced, for the statistics
+        scorer = RolloutScorer(self.judge, self.reward, self.algorithm, self.rollout.max_new_tokens)
 
-        t = time.perf_counter()
-        rollout = self.rollout.generate(self.policy, samples, group_size=G)
-        timings["rollout"] = time.perf_counter() - t
+        def score(prompts: list[Sample]) -> ScoredRollouts:
+            t = time.perf_counter()
+            rollout = self.rollout.generate(self.policy, prompts, group_size=G)
+            timings["rollout"] += time.perf_counter() - t
+            t = time.perf_counter()
+            scored = scorer.score(prompts, rollout)
+            timings["judge"] += time.perf_counter() - t
+            if not generated and self.log_completions_every and step % self.log_completions_every == 0:
+                self._log_completions(
+                    "train", prompts, rollout, scored.answers, scored.judgements, scored.shaped, step
+                )
+            generated.append(
+                _RoundRecord(
+                    scored.judgements,
+                    scored.shaped,
+                    scored.overlong,
+                    rollout.truncated,
+                    rollout.completion_mask.sum(-1),
+                )
+            )
+            return scored
 
-        t = time.perf_counter()
-        answers = [extract_answer(text) for text in rollout.texts]
-        labels = [s.label for s in samples for _ in range(G)]
-        judgements = self.judge.judge(labels, answers)
-        timings["judge"] = time.perf_counter() - t
-
-        groups = [judgements[i * G : (i + 1) * G] for i in range(len(samples))]
-        rewards = self.reward(groups).to(self.device)
-        failed = torch.isnan(rewards).any(dim=1)
-        self.totals["judge_errors"] += sum(j is Outcome.JUDGE_ERROR for j in judgements)
-        self.totals["dropped_groups"] += int(failed.sum())
-        self.totals["parse_failures"] += sum(j is Outcome.PARSE_FAILURE for j in judgements)
-        keep = [i for i in range(len(samples)) if not failed[i]]
-
-        stats = self._rollout_stats(judgements, rewards, failed, rollout)
-        if keep:
-            rows = [i * G + g for i in keep for g in range(G)]
-            train_rollout = rollout if len(keep) == len(samples) else rollout.select(rows)
-            advantages = group_advantages(
-                rewards[keep], self.algorithm.normalize_std, self.algorithm.eps
-            ).flatten()
-            stats["adv_abs_mean"] = float(advantages.abs().mean())
-            stats.update(self._update(train_rollout, advantages, timings))
+        stats: dict[str, float] = {}
+        if self.algorithm.dynamic_sampling.enabled:
+            target = len(samples) + int(getattr(batch, "skipped", 0))
+            train = self._dynamic_batch(samples, target, score, stats)
         else:
-            log.warning("step %d: every group had a judge error; no update", self.global_step)
+            train = score(samples)
+
+        stats.update(self._rollout_stats(generated))
+        if train is not None:
+            failed = torch.isnan(train.shaped).any(dim=1)
+            keep = [i for i in range(train.num_groups) if not failed[i]]
+            if keep:
+                train = train.select_groups(keep)
+                advantages = group_advantages(
+                    train.shaped.to(self.device), self.algorithm.normalize_std, self.algorithm.eps
+                ).flatten()
+                stats["adv_abs_mean"] = float(advantages.abs().mean())
+                stats["trained_groups"] = float(len(keep))
+                stats.update(self._update(train.rollout, advantages, timings))
+            else:
+                log.warning("step %d: every group had a judge error; no update", self.global_step)
 
         stats.update({f"time_{k}": v for k, v in timings.items()})
         self.log_dict({f"train/{k}": float(v) for k, v in stats.items()}, batch_size=len(samples))
@@ -158,9 +201,51 @@ class SpeciaRLModule(LightningModule):
         self.log("hm", stats["hm"], prog_bar=True, logger=False, batch_size=len(samples))
         for key, value in self.totals.items():
             self.log(f"train/total_{key}", float(value), batch_size=len(samples))
-        if self.log_completions_every and step % self.log_completions_every == 0:
-            self._log_completions("train", samples, rollout, answers, judgements, rewards, step)
         return None
+
+    def _dynamic_batch(
+        self,
+        samples: list[Sample],
+        target: int,
+        score: Callable[[list[Sample]], ScoredRollouts],
+        stats: dict[str, float],
+    ) -> ScoredRollouts | None:
+        """DAPO dynamic sampling: the informative groups of as many rounds as it takes (None: none)."""
+        ds = self.algorithm.dynamic_sampling
+        collected = self._dynamic_sampler().collect(
+            samples,
+            target,
+            score,
+            (lambda s: s.rewards) if ds.filter_on == "reward" else (lambda s: s.shaped),
+            lambda s, groups: s.select_groups(groups),
+        )
+        stats.update(collected.report.as_metrics())
+        self.totals["ds_round_limit_hits"] += int(collected.report.hit_round_limit)
+        if collected.parts:
+            self._empty_steps = 0
+            return ScoredRollouts.concat(collected.parts, self.policy.pad_id, self.policy.eos_id)
+        self._empty_steps += 1
+        self.totals["ds_empty_steps"] += 1
+        if self._empty_steps >= ds.max_empty_steps:
+            raise RuntimeError(
+                f"dynamic sampling found no group with unequal rewards in {self._empty_steps} "
+                f"consecutive steps ({ds.max_rounds} rounds each): the policy gets no signal from "
+                "this data. Check the rewards, or disable algorithm.dynamic_sampling.enabled."
+            )
+        return None
+
+    def _dynamic_sampler(self) -> DynamicSampler:
+        """Built on first use: the refill stream needs the trainer's training dataset."""
+        if self._sampler is None:
+            datamodule = getattr(self.trainer, "datamodule", None)
+            dataset = getattr(datamodule, "train_set", None)
+            if dataset is None:
+                dataset = self.trainer.train_dataloader.dataset
+            seed = int(getattr(datamodule, "seed", 0))
+            # Offset, so that under the same seed the refill order is not the dataloader's order.
+            stream = RefillStream(dataset, seed=seed + 104729)
+            self._sampler = DynamicSampler(self.algorithm.dynamic_sampling, stream.take)
+        return self._sampler
 
     def _update(
         self, rollout: Rollout, advantages: torch.Tensor, timings: dict[str, float]
@@ -170,6 +255,10 @@ class SpeciaRLModule(LightningModule):
         suppress = self.policy.suppress_ids
         temperature = self.rollout.temperature
         on_policy = self.mini_batches == 1 and self.ppo_epochs == 1
+        with_entropy = self.algorithm.entropy_coef != 0
+        loss_mask = loss_mask_for_truncation(
+            rollout.completion_mask, rollout.truncated, self.algorithm.truncation
+        )
         t = time.perf_counter()
         old_logp = None
         if not on_policy:
@@ -191,6 +280,7 @@ class SpeciaRLModule(LightningModule):
             "loss": 0.0,
             "policy_loss": 0.0,
             "kl": 0.0,
+            "entropy": 0.0,
             "clip_fraction": 0.0,
             "ratio_mean": 0.0,
         }
@@ -201,16 +291,21 @@ class SpeciaRLModule(LightningModule):
                 rows = [g * G + k for g in chunk for k in range(G)]
                 sub = rollout if len(rows) == rollout.completion_ids.shape[0] else rollout.select(rows)
                 index = torch.as_tensor(rows)
-                logp = token_logprobs(self.model, sub, suppress, temperature)
+                entropy = None
+                if with_entropy:
+                    logp, entropy = token_logprobs_with_entropy(self.model, sub, suppress, temperature)
+                else:
+                    logp = token_logprobs(self.model, sub, suppress, temperature)
                 old = logp.detach() if old_logp is None else old_logp[index]
                 out = group_relative_loss(
                     self.algorithm,
                     logp,
                     old,
                     advantages[index].to(logp.dtype),
-                    sub.completion_mask,
+                    loss_mask[index],
                     None if ref_logp is None else ref_logp[index],
                     max_length=self.rollout.max_new_tokens,
+                    entropy=entropy,
                 )
                 if not torch.isfinite(out.loss):
                     raise FloatingPointError(
@@ -227,6 +322,8 @@ class SpeciaRLModule(LightningModule):
                     totals[key] += float(getattr(out, key).detach())
         timings["update"] = time.perf_counter() - t
         result = {k: v / updates for k, v in totals.items()}
+        if not with_entropy:
+            result.pop("entropy")
         result["grad_norm"] = grad_norm / updates
         result["updates"] = float(updates)
         return result
@@ -241,9 +338,18 @@ class SpeciaRLModule(LightningModule):
         else:
             raise RuntimeError("kl_coef > 0 but there is no reference model")
 
-    def _rollout_stats(
-        self, judgements: list[Judgement], rewards: torch.Tensor, failed: torch.Tensor, rollout: Rollout
-    ) -> dict[str, float]:
+    def _rollout_stats(self, rounds: Sequence[_RoundRecord]) -> dict[str, float]:
+        """Statistics of everything generated this step (every round under dynamic sampling)."""
+        judgements = [j for r in rounds for j in r.judgements]
+        rewards = torch.cat([r.rewards for r in rounds])
+        overlong = torch.cat([r.overlong for r in rounds])
+        truncated = torch.cat([r.truncated for r in rounds])
+        lengths = torch.cat([r.lengths for r in rounds])
+        failed = torch.isnan(rewards).any(dim=1)
+        self.totals["judge_errors"] += sum(j is Outcome.JUDGE_ERROR for j in judgements)
+        self.totals["dropped_groups"] += int(failed.sum())
+        self.totals["parse_failures"] += sum(j is Outcome.PARSE_FAILURE for j in judgements)
+        self.totals["truncated"] += int(truncated.sum())
         # torchmetrics, so that on several ranks the step's figures cover every rank's rollouts.
         self.rollout_counts.update(judgements)
         stats = {k: float(v) for k, v in self.rollout_counts.compute().items()}
@@ -254,8 +360,15 @@ class SpeciaRLModule(LightningModule):
             float((ok.std(dim=1) == 0).float().mean()) if ok.numel() and ok.shape[1] > 1 else 0.0
         )
         stats["judge_error_groups"] = float(failed.float().mean())
-        stats["truncated_fraction"] = float(rollout.truncated.float().mean())
-        stats["response_length"] = float(rollout.completion_mask.sum(-1).float().mean())
+        stats["truncated"] = float(truncated.sum())
+        stats["truncated_fraction"] = float(truncated.float().mean())
+        stats["response_length"] = float(lengths.float().mean())
+        if self.algorithm.overlong.enabled:
+            stats["overlong_penalty_mean"] = float(overlong.mean())
+            stats["overlong_penalized_fraction"] = float((overlong < 0).float().mean())
+        reward_stats = getattr(self.reward, "stats", None)
+        if callable(reward_stats):
+            stats.update(reward_stats())
         return stats
 
     # ------------------------------------------------------------------ validation

@@ -8,6 +8,7 @@ caller must drop (or stop on) the group instead of training on a made-up score.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -16,16 +17,30 @@ from speciarl.verifier.categories import Category, Judgement, Outcome
 
 PARSE_FAILURE_REWARD = -1.0
 
-STATIC_TABLES: dict[str, dict[Category, float]] = {
-    "reward3": {
+
+def _table(less_specific: float, generic: float, abstain: float) -> dict[Category, float]:
+    """A static table: specific and more specific 1, wrong 0, the middle three as given."""
+    return {
         Category.MORE_SPECIFIC: 1.0,
         Category.SPECIFIC: 1.0,
-        Category.LESS_SPECIFIC: 0.0,
-        Category.GENERIC: 0.0,
-        Category.ABSTAIN: 0.0,
+        Category.LESS_SPECIFIC: less_specific,
+        Category.GENERIC: generic,
+        Category.ABSTAIN: abstain,
         Category.WRONG: 0.0,
-    },
+    }
+
+
+# SPEC.md section 3, "Static variants".
+STATIC_TABLES: dict[str, dict[Category, float]] = {
+    "reward3": _table(less_specific=0.0, generic=0.0, abstain=0.0),
+    "scala1": _table(less_specific=0.75, generic=0.5, abstain=0.25),
+    "scala2": _table(less_specific=0.75, generic=0.5, abstain=0.0),
+    "scala3": _table(less_specific=0.75, generic=0.0, abstain=0.0),
 }
+
+# The chain along which the noisy reward moves a verdict, best first (more specific counts as
+# specific: the move is by rank, and rank 1 holds both).
+NOISE_CHAIN = (Category.SPECIFIC, Category.LESS_SPECIFIC, Category.GENERIC, Category.ABSTAIN, Category.WRONG)
 
 
 def _non_category(j: Judgement) -> float | None:
@@ -74,6 +89,29 @@ def static_reward(group: Sequence[Judgement], table: Mapping[Category, float]) -
     return out
 
 
+def perturb_category(category: Category, p: float, rng: random.Random) -> Category:
+    """With probability p move one step along NOISE_CHAIN: up or down with p/2 each, inward with p at the ends.
+
+    More specific counts as specific (its only move is down to less specific); when no move is
+    drawn the category is returned unchanged, more specific included.
+    """
+    if rng.random() >= p:
+        return category
+    index = NOISE_CHAIN.index(Category.SPECIFIC if category is Category.MORE_SPECIFIC else category)
+    if index == 0:
+        step = 1
+    elif index == len(NOISE_CHAIN) - 1:
+        step = -1
+    else:
+        step = rng.choice((-1, 1))
+    return NOISE_CHAIN[index + step]
+
+
+def perturb_group(group: Sequence[Judgement], p: float, rng: random.Random) -> list[Judgement]:
+    """Each judged category perturbed independently; parse failures and judge errors untouched."""
+    return [perturb_category(j, p, rng) if isinstance(j, Category) else j for j in group]
+
+
 class SpeciaRLReward:
     """Dynamic, best-prediction-anchored reward (``reward=speciarl``)."""
 
@@ -102,3 +140,40 @@ class StaticReward:
 
     def __call__(self, groups: Sequence[Sequence[Judgement]]) -> torch.Tensor:
         return torch.tensor([static_reward(g, self.table) for g in groups], dtype=torch.float32)
+
+
+class NoisySpeciaRLReward:
+    """SpeciaRL on verdicts each moved one step with probability p (``reward=noisy``, robustness ablation).
+
+    The noise is drawn from its own seeded generator, so a run is reproducible from its seed; the
+    generator advances from call to call (fresh noise every step).
+
+    Args:
+        p: probability of moving a verdict (0.05, 0.10 and 0.25 in the paper).
+        seed: seed of the noise generator.
+        mode: SpeciaRL mode, ``all`` (as the paper) or ``single``.
+    """
+
+    def __init__(self, p: float, seed: int = 0, mode: str = "all") -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"noisy reward p must be in [0, 1], got {p}")
+        speciarl_reward([], mode)
+        self.p = float(p)
+        self.mode = mode
+        self.rng = random.Random(seed)
+        self.name = f"noisy_p{p:g}"
+        self.moved = 0
+        self.judged = 0
+
+    def __call__(self, groups: Sequence[Sequence[Judgement]]) -> torch.Tensor:
+        rewards = []
+        for group in groups:
+            noisy = perturb_group(group, self.p, self.rng)
+            self.judged += sum(isinstance(j, Category) for j in group)
+            self.moved += sum(a is not b for a, b in zip(group, noisy, strict=True))
+            rewards.append(speciarl_reward(noisy, self.mode))
+        return torch.tensor(rewards, dtype=torch.float32)
+
+    def stats(self) -> dict[str, float]:
+        """Running counts for the logs: verdicts moved, and the fraction moved."""
+        return {"noise_moved": float(self.moved), "noise_rate": self.moved / max(self.judged, 1)}

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from speciarl.evaluation import evaluate_policy, summarize_records
 from speciarl.loggers import finish_wandb
 from speciarl.module import SpeciaRLModule
+from speciarl.sweep import annotate_sweep_job
 
 log = logging.getLogger("speciarl.train")
 # Known harmless noise of the pinned stack (see DESIGN.md); real warnings still show.
@@ -136,7 +137,7 @@ def format_results(results: dict[str, Any], cfg: DictConfig) -> str:
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    results = train(cfg)
+    results = train(annotate_sweep_job(cfg))
     after = results.get("after", {})
     return after.get("val/hm")
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from speciarl.algorithms import entropy_from_logits
 from speciarl.data.prompts import chat_messages, prompt_text
 from speciarl.data.samples import Sample
 
@@ -93,6 +94,46 @@ class Rollout:
         )
 
 
+def concat_rollouts(rollouts: Sequence[Rollout], pad_id: int, eos_id: int) -> Rollout:
+    """Rows of several rollouts (same G) as one: prompts left-padded, completions right-padded.
+
+    Padding follows generation's own conventions (prompt pad masked out of attention, completion
+    positions after the end filled with EOS and masked), so log-probs of the concatenation equal
+    those of the parts.
+    """
+    if not rollouts:
+        raise ValueError("concat_rollouts needs at least one rollout")
+    if len(rollouts) == 1:
+        return rollouts[0]
+    group_sizes = {r.group_size for r in rollouts}
+    if len(group_sizes) != 1:
+        raise ValueError(f"cannot concatenate rollouts of different group sizes {sorted(group_sizes)}")
+    prompt_width = max(r.prompts.input_ids.shape[1] for r in rollouts)
+    width = max(r.completion_ids.shape[1] for r in rollouts)
+
+    def left(t: Tensor, value: int) -> Tensor:
+        return torch.nn.functional.pad(t, (prompt_width - t.shape[1], 0), value=value)
+
+    def right(t: Tensor, value: int | bool) -> Tensor:
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    prompts = PromptBatch(
+        input_ids=torch.cat([left(r.prompts.input_ids, pad_id) for r in rollouts]),
+        attention_mask=torch.cat([left(r.prompts.attention_mask, 0) for r in rollouts]),
+        mm_token_type_ids=torch.cat([left(r.prompts.mm_token_type_ids, 0) for r in rollouts]),
+        pixel_values=torch.cat([r.prompts.pixel_values for r in rollouts]),
+        image_grid_thw=torch.cat([r.prompts.image_grid_thw for r in rollouts]),
+    )
+    return Rollout(
+        prompts=prompts,
+        completion_ids=torch.cat([right(r.completion_ids, eos_id) for r in rollouts]),
+        completion_mask=torch.cat([right(r.completion_mask, False) for r in rollouts]),
+        texts=[t for r in rollouts for t in r.texts],
+        truncated=torch.cat([r.truncated for r in rollouts]),
+        group_size=rollouts[0].group_size,
+    )
+
+
 class Policy:
     """A model, its processor and a prompt preset; owns prompt encoding and token log-probs."""
 
@@ -149,6 +190,28 @@ def token_logprobs(
     Only the last T+1 positions are projected to the vocabulary, and suppressed tokens get the
     same -inf that generation gave them, so the two distributions agree.
     """
+    logits = _completion_logits(model, rollout, suppress_ids, temperature)
+    return _picked_logprobs(logits, rollout)
+
+
+def token_logprobs_with_entropy(
+    model: torch.nn.Module,
+    rollout: Rollout,
+    suppress_ids: Sequence[int] = (),
+    temperature: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """``token_logprobs`` and the policy's entropy at every completion position, both [N, T]."""
+    logits = _completion_logits(model, rollout, suppress_ids, temperature)
+    entropy = entropy_from_logits(logits)
+    return _picked_logprobs(logits, rollout), torch.where(
+        rollout.completion_mask, entropy, torch.zeros_like(entropy)
+    )
+
+
+def _completion_logits(
+    model: torch.nn.Module, rollout: Rollout, suppress_ids: Sequence[int], temperature: float
+) -> Tensor:
+    """Float logits predicting each completion token, [N, T, V], suppressed ids at -inf."""
     prompts = rollout.prompts
     ids = rollout.completion_ids
     mask = rollout.completion_mask
@@ -170,9 +233,14 @@ def token_logprobs(
         logits = logits / temperature
     if suppress_ids:
         logits[..., list(suppress_ids)] = float("-inf")
+    return logits
+
+
+def _picked_logprobs(logits: Tensor, rollout: Rollout) -> Tensor:
+    ids = rollout.completion_ids
     picked = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     logp = picked - torch.logsumexp(logits, dim=-1)
-    return torch.where(mask, logp, torch.zeros_like(logp))
+    return torch.where(rollout.completion_mask, logp, torch.zeros_like(logp))
 
 
 def resolve_model_path(path: str | Path, allow_download: bool = False) -> str:
