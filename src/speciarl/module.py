@@ -25,6 +25,7 @@ from speciarl.metrics import CategoryCounts, summary
 from speciarl.policy.policy import Policy, Rollout, token_logprobs
 from speciarl.policy.rollout import HFRollout
 from speciarl.verifier.categories import Judgement, Outcome, extract_answer
+from speciarl.verifier.failure_guard import JudgeFailureGuard
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class SpeciaRLModule(LightningModule):
         ppo_epochs: passes over the batch.
         val_breakdown_tag: sample tag whose values get their own validation metrics.
         log_completions_every: write a table of sample completions every this many steps (0: never).
+        judge_max_failure_rate, judge_failure_window, judge_failure_min_verdicts: stop the run when
+            the judge fails on more than this share of verdicts over the last window of steps
+            (see ``verifier.failure_guard``).
     """
 
     def __init__(
@@ -62,6 +66,9 @@ class SpeciaRLModule(LightningModule):
         val_breakdown_tag: str | None = "kind",
         log_completions_every: int = 50,
         completions_per_table: int = 8,
+        judge_max_failure_rate: float = 0.05,
+        judge_failure_window: int = 20,
+        judge_failure_min_verdicts: int = 100,
     ) -> None:
         super().__init__()
         if group_size < 1:
@@ -93,6 +100,9 @@ class SpeciaRLModule(LightningModule):
         self.val_counts = CategoryCounts()
         self.val_breakdown = nn.ModuleDict()
         self.totals = {"judge_errors": 0, "dropped_groups": 0, "skipped_images": 0, "parse_failures": 0}
+        self.judge_failures = JudgeFailureGuard(
+            judge_max_failure_rate, judge_failure_window, judge_failure_min_verdicts
+        )
 
     # ------------------------------------------------------------------ setup
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -130,13 +140,17 @@ class SpeciaRLModule(LightningModule):
         labels = [s.label for s in samples for _ in range(G)]
         judgements = self.judge.judge(labels, answers)
         timings["judge"] = time.perf_counter() - t
+        # Judges that keep per-call counters (tiered, LLM) expose them as ``last_stats``.
+        judge_stats = getattr(self.judge, "last_stats", None)
+        judge_errors = sum(j is Outcome.JUDGE_ERROR for j in judgements)
+        parse_failures = sum(j is Outcome.PARSE_FAILURE for j in judgements)
 
         groups = [judgements[i * G : (i + 1) * G] for i in range(len(samples))]
         rewards = self.reward(groups).to(self.device)
         failed = torch.isnan(rewards).any(dim=1)
-        self.totals["judge_errors"] += sum(j is Outcome.JUDGE_ERROR for j in judgements)
+        self.totals["judge_errors"] += judge_errors
         self.totals["dropped_groups"] += int(failed.sum())
-        self.totals["parse_failures"] += sum(j is Outcome.PARSE_FAILURE for j in judgements)
+        self.totals["parse_failures"] += parse_failures
         keep = [i for i in range(len(samples)) if not failed[i]]
 
         stats = self._rollout_stats(judgements, rewards, failed, rollout)
@@ -152,6 +166,10 @@ class SpeciaRLModule(LightningModule):
             log.warning("step %d: every group had a judge error; no update", self.global_step)
 
         stats.update({f"time_{k}": v for k, v in timings.items()})
+        stats["judge_errors"] = float(judge_errors)
+        stats["dropped_groups"] = float(failed.sum())
+        if isinstance(judge_stats, dict):
+            stats.update({f"judge_{k}": v for k, v in judge_stats.items() if f"judge_{k}" not in stats})
         self.log_dict({f"train/{k}": float(v) for k, v in stats.items()}, batch_size=len(samples))
         self.log("reward", stats["reward_mean"], prog_bar=True, logger=False, batch_size=len(samples))
         self.log("hm", stats["hm"], prog_bar=True, logger=False, batch_size=len(samples))
@@ -159,6 +177,8 @@ class SpeciaRLModule(LightningModule):
             self.log(f"train/total_{key}", float(value), batch_size=len(samples))
         if self.log_completions_every and step % self.log_completions_every == 0:
             self._log_completions("train", samples, rollout, answers, judgements, rewards, step)
+        # After logging, so the failing step's counters are on record when the run stops.
+        self.judge_failures.record(judge_errors, len(judgements) - parse_failures)
         return None
 
     def _update(
