@@ -19,7 +19,7 @@ CHAT_TEMPLATE = (
 
 
 def build_tiny_judge_lm(folder: Path, seed: int = 0) -> Path:
-    """A randomly initialised ~50k-parameter Qwen2 causal LM with a BPE trained on the judge prompt."""
+    """A randomly initialised ~100k-parameter Qwen2 causal LM with a BPE trained on the judge prompt."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -28,7 +28,7 @@ def build_tiny_judge_lm(folder: Path, seed: int = 0) -> Path:
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=700,
+        vocab_size=2000,
         special_tokens=SPECIALS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -115,3 +115,29 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+
+def verdict_for(i: int) -> Category:
+    """A verdict that depends only on the pair's index, so any process can check any entry."""
+    return list(Category)[i % len(Category)]
+
+
+def write_verdicts_concurrently(
+    url: str, judge_id: str, first: int, last: int, barrier, per_put: int, results
+) -> None:
+    """Worker of the two-writer test: store pairs first..last-1 in small batches, reading as it goes."""
+    from speciarl.verifier.cache import open_verdict_cache
+
+    cache = open_verdict_cache(url, busy_timeout_s=30.0)
+    barrier.wait(timeout=60)
+    started = time.time()
+    inserted = 0
+    for start in range(first, last, per_put):
+        batch = {
+            (f"truth {i}", f"prediction {i}"): verdict_for(i)
+            for i in range(start, min(start + per_put, last))
+        }
+        inserted += cache.put_many(judge_id, batch)
+        cache.get_many(judge_id, list(batch))
+    cache.close()
+    results.put((inserted, started, time.time()))

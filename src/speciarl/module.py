@@ -25,7 +25,7 @@ from speciarl.metrics import CategoryCounts, summary
 from speciarl.policy.policy import Policy, Rollout, token_logprobs
 from speciarl.policy.rollout import HFRollout
 from speciarl.verifier.categories import Judgement, Outcome, extract_answer
-from speciarl.verifier.failure_guard import JudgeFailureGuard
+from speciarl.verifier.failure_guard import JudgeFailureGuard, JudgeFailureRateExceeded
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,19 @@ class SpeciaRLModule(LightningModule):
             self.log(f"train/total_{key}", float(value), batch_size=len(samples))
         if self.log_completions_every and step % self.log_completions_every == 0:
             self._log_completions("train", samples, rollout, answers, judgements, rewards, step)
-        # After logging, so the failing step's counters are on record when the run stops.
-        self.judge_failures.record(judge_errors, len(judgements) - parse_failures)
+        self._check_judge_failures(judge_errors, len(judgements) - parse_failures, stats, step)
         return None
+
+    def _check_judge_failures(self, failed: int, judged: int, stats: dict[str, float], step: int) -> None:
+        """Stop the run when the judge fails too often; this step's counters reach the loggers first."""
+        try:
+            self.judge_failures.record(failed, judged)
+        except JudgeFailureRateExceeded:
+            # Lightning hands logged values to the loggers only after the step: write them now.
+            for logger in self.loggers:
+                logger.log_metrics({f"train/{k}": float(v) for k, v in stats.items()}, step=step)
+                logger.save()
+            raise
 
     def _update(
         self, rollout: Rollout, advantages: torch.Tensor, timings: dict[str, float]

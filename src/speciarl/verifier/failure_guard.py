@@ -10,7 +10,9 @@ strictly above ``max_failure_rate`` and the window holds at least ``min_verdicts
 A sliding window rather than a cumulative rate: a cumulative rate would take ever longer to
 notice an outage late in a long run, and would never forget a blip early on. With the defaults
 (5%, 20 steps), one step lost entirely in 20 is exactly 5% and does not stop the run; two do; a
-judge that is down from the first step stops it at once.
+judge that is down from the first step stops it at once. Until ``window_steps`` steps have run the
+window is shorter, so the rule is stricter early on (one whole step lost among the first 19
+stops the run): short outages are meant to be absorbed by the judge's own retries and backoff.
 """
 
 from __future__ import annotations

@@ -405,18 +405,11 @@ class LLMHttpJudge:
         self.last_stats = {k: float(v) for k, v in sorted(call.items())}
         self.last_stats["seconds"] = seconds
         if errors:
+            failure_kinds = ("timeouts", "connection_errors", "malformed_answers", "protocol_errors")
             causes = {
                 k: v
                 for k, v in call.items()
-                if k
-                in (
-                    "timeouts",
-                    "connection_errors",
-                    "malformed_answers",
-                    "protocol_errors",
-                    "breaker_skipped_pairs",
-                )
-                or k.startswith("http_")
+                if v and (k in failure_kinds or k == "breaker_skipped_pairs" or k.startswith("http_"))
             }
             log.warning(
                 "LLM judge at %s: %d of %d verdicts failed (%d unique pairs; causes %s)",

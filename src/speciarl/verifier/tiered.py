@@ -126,7 +126,6 @@ class TieredJudge:
         stats["verdicts"] = float(n)
         stats["llm_share"] = (tier["llm"] + tier["llm_error"]) / n if n else 0.0
         stats["llm_pairs"] = float(len(pending))
-        stats["judge_errors"] = float(tier["llm_error"])
         stats["cache_seconds"] = cache_seconds
         stats["seconds"] = time.perf_counter() - started
         stats.update({f"llm_{k}": float(v) for k, v in llm_stats.items() if f"llm_{k}" not in stats})
