@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import socket
 import threading
 import time
@@ -355,6 +356,17 @@ class TestSecretsAndConcurrency:
         )
         assert self.SECRET not in shown
         assert "api_key=set" in repr(judge)
+
+    def test_a_pickled_judge_carries_no_key(self, monkeypatch):
+        monkeypatch.setenv("SPECIARL_TEST_JUDGE_KEY", self.SECRET)
+        with ChatCompletionsServer(judging_responder(oracle)) as server:
+            judge = fast_judge(server.url, api_key_env="SPECIARL_TEST_JUDGE_KEY")
+            data = pickle.dumps(judge)
+            copy = pickle.loads(data)
+            assert judge_pairs(copy, PAIRS[:1]) == EXPECTED[:1]
+            (request,) = server.completions
+        assert self.SECRET.encode() not in data
+        assert request.headers["authorization"] == f"Bearer {self.SECRET}"
 
     def test_a_missing_key_variable_is_a_clear_error(self, monkeypatch):
         monkeypatch.delenv("SPECIARL_TEST_JUDGE_KEY", raising=False)

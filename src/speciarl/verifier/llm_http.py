@@ -166,6 +166,7 @@ class LLMHttpJudge:
         self.normalize = normalize
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
+        self.api_key_env = api_key_env
         self._api_key = _read_api_key(api_key_env)
         self._guidance_on = guided != "none"
         self._lock = threading.Lock()
@@ -189,6 +190,17 @@ class LLMHttpJudge:
             f"batch_size={self.batch_size}, guided={self.guided!r}, "
             f"api_key={'set' if self._api_key else 'none'})"
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled copies (e.g. spawned workers) carry no key and no lock: the key is read again
+        # from the same environment variable on the other side.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_api_key", "_lock")}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._api_key = _read_api_key(self.api_key_env)
 
     # ------------------------------------------------------------------ judging
     def judge(self, ground_truths: Sequence[str], predictions: Sequence[str | None]) -> list[Judgement]:

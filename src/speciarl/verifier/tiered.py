@@ -102,7 +102,7 @@ class TieredJudge:
                 tier["cache"] += 1
         cache_seconds = time.perf_counter() - t_cache
 
-        llm_stats: dict[str, float] = {}
+        llm_stats: dict[str, float] = {"requests": 0.0}
         if pending:
             asked = list(pending)
             answers = self.llm.judge([p[0] for p in asked], [p[1] for p in asked])
