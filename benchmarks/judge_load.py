@@ -191,7 +191,7 @@ def run_setup(
     shares, requests, seconds = [], [], []
     for _ in range(steps):
         truths, answers = stream.step(prompts, rollouts)
-        before = len(server.completions)
+        before = server.received
         started = time.perf_counter()
         verdicts = judge.judge(truths, answers)
         seconds.append(time.perf_counter() - started)
@@ -199,7 +199,7 @@ def run_setup(
             raise RuntimeError(
                 f"{name}: the judge failed on some verdicts; the benchmark needs a healthy server"
             )
-        sent = len(server.completions) - before
+        sent = server.received - before
         stats = getattr(judge, "last_stats", {})
         if "llm_share" in stats:
             shares.append(stats["llm_share"])
@@ -237,7 +237,7 @@ def main() -> None:
     stream_args = {"seed": args.seed, "fresh_typos": args.fresh_typos}
     results = []
     with (
-        ChatCompletionsServer(judging_responder(Oracle(taxonomy))) as server,
+        ChatCompletionsServer(judging_responder(Oracle(taxonomy)), keep_requests=False) as server,
         tempfile.TemporaryDirectory() as tmp,
     ):
 

@@ -396,3 +396,14 @@ class TestSecretsAndConcurrency:
             verdicts = judge_pairs(fast_judge(server.url, max_concurrency=3), pairs)
         assert verdicts == [Category.WRONG] * 12  # the taxonomy does not know "guess i": wrong
         assert 2 <= peak[0] <= 3
+
+
+def test_a_broken_responder_is_a_500_and_is_recorded():
+    def respond(request):
+        raise KeyError("script bug")
+
+    with ChatCompletionsServer(respond) as server:
+        verdicts = judge_pairs(fast_judge(server.url, max_retries=0), PAIRS[:1])
+        errors = list(server.responder_errors)
+    assert verdicts == [Outcome.JUDGE_ERROR]
+    assert errors == ["KeyError: 'script bug'"]

@@ -65,7 +65,11 @@ class ChatCompletionsServer:
     host: str = "127.0.0.1"
     port: int = 0
     model: str = "scripted-judge"
+    # Keep every request (tests inspect them); a long benchmark only needs ``received``.
+    keep_requests: bool = True
     requests: list[ReceivedRequest] = field(default_factory=list)
+    received: int = 0
+    responder_errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -108,7 +112,9 @@ class ChatCompletionsServer:
 
     def _record(self, request: ReceivedRequest) -> None:
         with self._lock:
-            self.requests.append(request)
+            self.received += 1
+            if self.keep_requests:
+                self.requests.append(request)
 
     def _wait(self, seconds: float) -> None:
         # Interruptible, so that stopping the server never waits for a scripted stall.
@@ -139,7 +145,12 @@ def _make_handler(server: ChatCompletionsServer) -> type[BaseHTTPRequestHandler]
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return
-            reply = server.respond(request)
+            try:
+                reply = server.respond(request)
+            except Exception as err:  # a bug in a scripted responder: answer 500 and keep it for the test
+                with server._lock:
+                    server.responder_errors.append(f"{type(err).__name__}: {err}")
+                reply = Reply(status=500)
             if isinstance(reply, str):
                 reply = Reply(content=reply)
             if reply.delay_s:
