@@ -26,6 +26,7 @@ from speciarl.policy.policy import Policy, Rollout, token_logprobs
 from speciarl.policy.rollout import HFRollout
 from speciarl.verifier.categories import Judgement, Outcome, extract_answer
 from speciarl.verifier.failure_guard import JudgeFailureGuard, JudgeFailureRateExceeded
+from speciarl.verifier.step_stats import sum_judge_stats
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class SpeciaRLModule(LightningModule):
         judgements = self.judge.judge(labels, answers)
         timings["judge"] = time.perf_counter() - t
         # Judges that keep per-call counters (tiered, LLM) expose them as ``last_stats``.
-        judge_stats = getattr(self.judge, "last_stats", None)
+        judge_stats = sum_judge_stats([getattr(self.judge, "last_stats", None)])
         judge_errors = sum(j is Outcome.JUDGE_ERROR for j in judgements)
         parse_failures = sum(j is Outcome.PARSE_FAILURE for j in judgements)
 
@@ -168,8 +169,7 @@ class SpeciaRLModule(LightningModule):
         stats.update({f"time_{k}": v for k, v in timings.items()})
         stats["judge_errors"] = float(judge_errors)
         stats["dropped_groups"] = float(failed.sum())
-        if isinstance(judge_stats, dict):
-            stats.update({f"judge_{k}": v for k, v in judge_stats.items() if f"judge_{k}" not in stats})
+        stats.update({f"judge_{k}": v for k, v in judge_stats.items() if f"judge_{k}" not in stats})
         self.log_dict({f"train/{k}": float(v) for k, v in stats.items()}, batch_size=len(samples))
         self.log("reward", stats["reward_mean"], prog_bar=True, logger=False, batch_size=len(samples))
         self.log("hm", stats["hm"], prog_bar=True, logger=False, batch_size=len(samples))
