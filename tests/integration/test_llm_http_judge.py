@@ -211,8 +211,8 @@ class TestFailures:
             elapsed = time.monotonic() - started
         assert verdicts == EXPECTED
         assert judge.last_stats["timeouts"] == 6
-        # six stalls run concurrently: about one timeout, far below the 5 s stall
-        assert elapsed < 3.0
+        # six stalls run concurrently: about one timeout (0.3 s), below the 5 s stall even when loaded
+        assert elapsed < 4.5
 
     def test_a_server_that_never_answers_does_not_hang(self):
         with ChatCompletionsServer(lambda r: Reply(content="specific", delay_s=30.0)) as server:
@@ -266,7 +266,7 @@ class TestFailures:
         assert stats["failed_pairs"] + stats["breaker_skipped_pairs"] == 40
         assert stats["breaker_skipped_pairs"] > 0
         assert stats["connection_errors"] == stats["requests"] > 0
-        assert elapsed < 3.0
+        assert elapsed < 5.0  # about 0.1 s unloaded: connection refused, 10 ms backoff
         assert "40 of 41 verdicts failed" in caplog.text
         # the next call tries the server again (the breaker is per call)
         assert judge.judge(["a"], ["b"]) == [Outcome.JUDGE_ERROR]
