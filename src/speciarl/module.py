@@ -32,6 +32,8 @@ from speciarl.policy.policy import Policy, Rollout, token_logprobs, token_logpro
 from speciarl.policy.rollout import HFRollout
 from speciarl.rollout_scoring import RolloutScorer, ScoredRollouts
 from speciarl.verifier.categories import Judgement, Outcome, extract_answer
+from speciarl.verifier.failure_guard import JudgeFailureGuard, JudgeFailureRateExceeded
+from speciarl.verifier.step_stats import sum_judge_stats
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ class SpeciaRLModule(LightningModule):
         ppo_epochs: passes over the batch.
         val_breakdown_tag: sample tag whose values get their own validation metrics.
         log_completions_every: write a table of sample completions every this many steps (0: never).
+        judge_max_failure_rate, judge_failure_window, judge_failure_min_verdicts: stop the run when
+            the judge fails on more than this share of verdicts over the last window of steps
+            (see ``verifier.failure_guard``).
     """
 
     def __init__(
@@ -79,6 +84,9 @@ class SpeciaRLModule(LightningModule):
         val_breakdown_tag: str | None = "kind",
         log_completions_every: int = 50,
         completions_per_table: int = 8,
+        judge_max_failure_rate: float = 0.05,
+        judge_failure_window: int = 20,
+        judge_failure_min_verdicts: int = 100,
     ) -> None:
         super().__init__()
         if group_size < 1:
@@ -121,6 +129,9 @@ class SpeciaRLModule(LightningModule):
         self._empty_steps = 0
         if algorithm.dynamic_sampling.enabled:
             self.totals.update(ds_round_limit_hits=0, ds_empty_steps=0)
+        self.judge_failures = JudgeFailureGuard(
+            judge_max_failure_rate, judge_failure_window, judge_failure_min_verdicts
+        )
 
     # ------------------------------------------------------------------ setup
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -149,6 +160,7 @@ class SpeciaRLModule(LightningModule):
         samples = list(batch)
         G = self.group_size
         generated: list[_RoundRecord] = []  # what every round produced, for the statistics
+        judge_calls: list[dict | None] = []  # per-call counters of judges that keep them (tiered, LLM)
         scorer = RolloutScorer(self.judge, self.reward, self.algorithm, self.rollout.max_new_tokens)
 
         def score(prompts: list[Sample]) -> ScoredRollouts:
@@ -158,6 +170,7 @@ class SpeciaRLModule(LightningModule):
             t = time.perf_counter()
             scored = scorer.score(prompts, rollout)
             timings["judge"] += time.perf_counter() - t
+            judge_calls.append(getattr(self.judge, "last_stats", None))
             if not generated and self.log_completions_every and step % self.log_completions_every == 0:
                 self._log_completions(
                     "train", prompts, rollout, scored.answers, scored.judgements, scored.shaped, step
@@ -196,11 +209,21 @@ class SpeciaRLModule(LightningModule):
                 log.warning("step %d: every group had a judge error; no update", self.global_step)
 
         stats.update({f"time_{k}": v for k, v in timings.items()})
+        step_judgements = [j for record in generated for j in record.judgements]
+        step_errors = sum(j is Outcome.JUDGE_ERROR for j in step_judgements)
+        step_judged = sum(j is not Outcome.PARSE_FAILURE for j in step_judgements)
+        stats["judge_errors"] = float(step_errors)
+        stats["dropped_groups"] = float(
+            sum(int(torch.isnan(record.rewards).any(dim=1).sum()) for record in generated)
+        )
+        judge_stats = sum_judge_stats(judge_calls)
+        stats.update({f"judge_{k}": v for k, v in judge_stats.items() if f"judge_{k}" not in stats})
         self.log_dict({f"train/{k}": float(v) for k, v in stats.items()}, batch_size=len(samples))
         self.log("reward", stats["reward_mean"], prog_bar=True, logger=False, batch_size=len(samples))
         self.log("hm", stats["hm"], prog_bar=True, logger=False, batch_size=len(samples))
         for key, value in self.totals.items():
             self.log(f"train/total_{key}", float(value), batch_size=len(samples))
+        self._check_judge_failures(step_errors, step_judged, stats, step)
         return None
 
     def _dynamic_batch(
@@ -246,6 +269,17 @@ class SpeciaRLModule(LightningModule):
             stream = RefillStream(dataset, seed=seed + 104729)
             self._sampler = DynamicSampler(self.algorithm.dynamic_sampling, stream.take)
         return self._sampler
+
+    def _check_judge_failures(self, failed: int, judged: int, stats: dict[str, float], step: int) -> None:
+        """Stop the run when the judge fails too often; this step's counters reach the loggers first."""
+        try:
+            self.judge_failures.record(failed, judged)
+        except JudgeFailureRateExceeded:
+            # Lightning hands logged values to the loggers only after the step: write them now.
+            for logger in self.loggers:
+                logger.log_metrics({f"train/{k}": float(v) for k, v in stats.items()}, step=step)
+                logger.save()
+            raise
 
     def _update(
         self, rollout: Rollout, advantages: torch.Tensor, timings: dict[str, float]

@@ -1,0 +1,160 @@
+"""Judge a JSONL of (ground truth, prediction) pairs with any configured judge; audit it against humans.
+
+    python -m speciarl.verify input=pairs.jsonl                        # taxonomy judge
+    python -m speciarl.verify input=pairs.jsonl verifier=tiered verifier.llm.base_url=http://host:8000/v1
+    python -m speciarl.verify input=pairs.jsonl verifier=llm_local verifier.model_path=/models/judge
+
+Each input line is a JSON object with ``ground_truth`` and ``prediction`` (or ``completion``, from
+which the ``<answer>`` is extracted); an optional ``human`` field holds a human verdict (one of the
+six categories), and then the agreement of the judge with it is reported. The output JSONL repeats
+every input line with ``verdict`` added, in order; a line that could not be read keeps its place,
+with ``verdict: null`` and an ``error``. Prints the category counts, C/S/HM and the judge's
+counters. Exit status 1 when any line was unreadable or could not be judged (judge errors).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from speciarl.metrics import summary
+from speciarl.verifier.categories import Category, Judgement, Outcome, extract_answer, parse_judgement
+
+log = logging.getLogger("speciarl.verify")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def read_pairs(path: Path, keys: DictConfig | dict[str, str]) -> list[dict[str, Any]]:
+    """Every line of ``path`` as a row; unreadable lines become rows with an ``error`` and no pair."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no input file at {path}: expected a JSONL of {{'{keys['ground_truth']}': ..., "
+            f"'{keys['prediction']}': ...}} objects"
+        )
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            rows.append({"line": number, "error": f"not JSON: {err.msg}"})
+            continue
+        if not isinstance(row, dict):
+            rows.append({"line": number, "error": "not a JSON object"})
+            continue
+        truth = row.get(keys["ground_truth"])
+        if not isinstance(truth, str) or not truth.strip():
+            row["error"] = f"no {keys['ground_truth']!r} string"
+        elif keys["prediction"] in row:
+            prediction = row[keys["prediction"]]
+            if prediction is not None and not isinstance(prediction, str):
+                row["error"] = f"{keys['prediction']!r} must be a string or null"
+        elif isinstance(row.get(keys["completion"]), str):
+            row[keys["prediction"]] = extract_answer(row[keys["completion"]])
+        else:
+            row["error"] = f"neither {keys['prediction']!r} nor {keys['completion']!r}"
+        rows.append(row)
+    return rows
+
+
+def judge_rows(judge: Any, rows: list[dict[str, Any]], keys: Any, chunk: int) -> list[Judgement | None]:
+    """The judge's verdict for every readable row (None for unreadable ones), ``chunk`` pairs per call."""
+    readable = [i for i, r in enumerate(rows) if "error" not in r]
+    verdicts: list[Judgement | None] = [None] * len(rows)
+    for start in range(0, len(readable), chunk):
+        part = readable[start : start + chunk]
+        got = judge.judge(
+            [rows[i][keys["ground_truth"]] for i in part], [rows[i][keys["prediction"]] for i in part]
+        )
+        for i, verdict in zip(part, got, strict=True):
+            verdicts[i] = Category.WRONG if verdict is Outcome.UNRESOLVED else verdict
+    return verdicts
+
+
+def agreement(
+    rows: list[dict[str, Any]], verdicts: list[Judgement | None], human_key: str
+) -> dict[str, Any] | None:
+    """Share of rows where the judge agrees with the human verdict, and the confusion counts."""
+    pairs = []
+    for row, verdict in zip(rows, verdicts, strict=True):
+        human = row.get(human_key)
+        if verdict is None or not isinstance(human, str):
+            continue
+        try:
+            pairs.append((parse_judgement(human.strip().lower()), verdict))
+        except ValueError:
+            continue
+    if not pairs:
+        return None
+    confusion = Counter((h.value, j.value) for h, j in pairs)
+    return {
+        "n": len(pairs),
+        "agreement": sum(h == j for h, j in pairs) / len(pairs),
+        "confusion": {f"{h} -> {j}": n for (h, j), n in sorted(confusion.items())},
+    }
+
+
+def report(
+    verdicts: list[Judgement | None], unreadable: int, audit: dict[str, Any] | None, stats: Any
+) -> str:
+    judged = [v for v in verdicts if v is not None]
+    counts = Counter(v.value for v in judged)
+    figures = summary(judged)
+    lines = [f"{len(verdicts)} lines: {len(judged)} judged, {unreadable} unreadable"]
+    for name in [c.value for c in Category] + [o.value for o in (Outcome.PARSE_FAILURE, Outcome.JUDGE_ERROR)]:
+        lines.append(f"  {name:<16}{counts.get(name, 0):>8}")
+    lines.append(
+        f"correctness {figures['correctness']:.3f}  specificity {figures['specificity']:.3f}  hm {figures['hm']:.3f}"
+    )
+    if audit:
+        lines.append(f"agreement with human verdicts: {audit['agreement']:.3f} over {audit['n']} pairs")
+        lines.append("  human -> judge counts:")
+        lines.extend(f"    {k}: {v}" for k, v in audit["confusion"].items())
+    if stats:
+        lines.append("judge: " + ", ".join(f"{k} {v:g}" for k, v in sorted(dict(stats).items())))
+    return "\n".join(lines)
+
+
+def verify(cfg: DictConfig) -> int:
+    """Judge the file, write the verdicts, print the report; the exit status (0 when all judged)."""
+    source = Path(cfg.input).expanduser()
+    keys = cfg.fields
+    rows = read_pairs(source, keys)
+    judge = instantiate(cfg.verifier)
+    verdicts = judge_rows(judge, rows, keys, int(cfg.chunk))
+    target = Path(cfg.output).expanduser() if cfg.output else source.with_suffix(".verdicts.jsonl")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", encoding="utf-8") as fh:
+        for row, verdict in zip(rows, verdicts, strict=True):
+            fh.write(
+                json.dumps({**row, "verdict": None if verdict is None else verdict.value}, ensure_ascii=False)
+                + "\n"
+            )
+    unreadable = sum("error" in r for r in rows)
+    for row in rows:
+        if "error" in row:
+            log.warning("line %s skipped: %s", row.get("line", "?"), row["error"])
+    audit = agreement(rows, verdicts, keys["human"])
+    totals = getattr(judge, "totals", None)
+    print(report(verdicts, unreadable, audit, totals))
+    print(f"verdicts written to {target}")
+    errors = sum(v is Outcome.JUDGE_ERROR for v in verdicts)
+    return 1 if unreadable or errors else 0
+
+
+@hydra.main(config_path=CONF_DIR, config_name="verify", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    sys.exit(verify(cfg))
+
+
+if __name__ == "__main__":
+    main()
