@@ -113,6 +113,8 @@ class SpeciaRLModule(LightningModule):
         self.val_counts = CategoryCounts()
         self.val_breakdown = nn.ModuleDict()
         self.totals = {"judge_errors": 0, "dropped_groups": 0, "skipped_images": 0, "parse_failures": 0}
+        # self.totals summed over ranks, as of the last training step.
+        self.global_totals = dict(self.totals)
 
     # ------------------------------------------------------------------ setup
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -140,7 +142,8 @@ class SpeciaRLModule(LightningModule):
         """
         checkpoint["speciarl"] = {
             "rng": gather_objects(rng_state()),
-            "totals": dict(self.totals),
+            # summed over ranks; on resume rank 0 carries them and the other ranks start at 0
+            "totals": dict(self.global_totals),
             "rollout": self.rollout.state_dict() if hasattr(self.rollout, "state_dict") else None,
             "trainable_only": _is_peft(self.model),
         }
@@ -156,7 +159,8 @@ class SpeciaRLModule(LightningModule):
         if extra.get("trainable_only"):
             # Base weights are not in the checkpoint: they were just loaded from model.path.
             self.strict_loading = False
-        self.totals.update(extra.get("totals", {}))
+        if global_rank() == 0:
+            self.totals.update(extra.get("totals", {}))
         if extra.get("rollout") is not None and hasattr(self.rollout, "load_state_dict"):
             self.rollout.load_state_dict(extra["rollout"])
         states = extra.get("rng") or []
@@ -426,7 +430,8 @@ class SpeciaRLModule(LightningModule):
         stats["judge_error_groups"] = failed_n / groups_n if groups_n else 0.0
         stats["truncated_fraction"] = trunc / rows if rows else 0.0
         stats["response_length"] = tokens / rows if rows else 0.0
-        stats.update({f"total_{key}": value for key, value in zip(self.totals, totals, strict=True)})
+        self.global_totals = {key: int(value) for key, value in zip(self.totals, totals, strict=True)}
+        stats.update({f"total_{key}": float(value) for key, value in self.global_totals.items()})
         return stats
 
     # ------------------------------------------------------------------ validation
@@ -454,7 +459,13 @@ class SpeciaRLModule(LightningModule):
         self.log_dict({f"val/{k}": v for k, v in values.items()})
         self.log("val_hm", values["hm"], prog_bar=True, logger=False)
         self.val_counts.reset()
-        for name, metric in self.val_breakdown.items():
+        if world_size() > 1:
+            # Metrics sync on compute(): every rank must hold and compute the same breakdown keys.
+            for name in sorted({k for keys in gather_objects(sorted(self.val_breakdown)) for k in keys}):
+                if name not in self.val_breakdown:
+                    self.val_breakdown[name] = CategoryCounts().to(self.device)
+        for name in sorted(self.val_breakdown):
+            metric = self.val_breakdown[name]
             part = metric.compute()
             self.log_dict({f"val_{name}/{k}": part[k] for k in ("correctness", "specificity", "hm")})
             metric.reset()
