@@ -11,6 +11,7 @@ from it. Next to each, ``<name>-policy/`` holds the LoRA adapter in peft format 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from speciarl.export import is_lora, save_adapter, save_model
 
 log = logging.getLogger(__name__)
+# The checkpoint is meant to hold the state *after* the step's updates (what a resumed run
+# continues from); Lightning's advice for manual optimisation does not apply.
+warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
 
 
 class RLCheckpoint(ModelCheckpoint):
