@@ -50,7 +50,7 @@ class RLCheckpoint(ModelCheckpoint):
             every_n_train_steps=every_n_train_steps,
             save_top_k=save_top_k,
             save_last=save_last,
-            filename="step={step}",
+            filename="step-{step:06d}",  # no "=": the name goes on Hydra command lines
             auto_insert_metric_name=False,
             **kwargs,
         )

@@ -70,7 +70,7 @@ def _figures(out: Path) -> list[dict[str, float]]:
 
 
 def _weights(out: Path, step: int) -> dict[str, torch.Tensor]:
-    return torch.load(out / "checkpoints" / f"step={step}.ckpt", weights_only=True)["state_dict"]
+    return torch.load(out / "checkpoints" / f"step-{step:06d}.ckpt", weights_only=True)["state_dict"]
 
 
 @pytest.fixture(scope="module")
