@@ -54,3 +54,17 @@ def test_shard_sampler_covers_every_item_once():
     shards = [list(ShardSampler(7, r, 3)) for r in range(3)]
     assert shards == [[0, 3, 6], [1, 4], [2, 5]]
     assert sorted(i for s in shards for i in s) == list(range(7))
+
+
+def test_train_subset_is_a_seeded_draw_of_distinct_items():
+    from speciarl.data.datamodule import SamplesDataModule
+    from speciarl.data.sampling import subset_indices
+
+    picked = subset_indices(100, 30, seed=42)
+    assert len(set(picked)) == 30 and picked == sorted(picked) and max(picked) < 100
+    assert picked == subset_indices(100, 30, seed=42)
+    assert picked != subset_indices(100, 30, seed=43)
+    dm = SamplesDataModule(train=list(range(100, 200)), batch_size=4, seed=42, train_subset=30)
+    assert [dm.train_set[i] for i in range(30)] == [100 + i for i in picked]
+    with pytest.raises(ValueError, match="train_subset"):
+        subset_indices(10, 11, seed=0)

@@ -30,6 +30,14 @@ def epoch_permutation(size: int, seed: int, epoch: int) -> list[int]:
     return order.tolist()
 
 
+def subset_indices(size: int, count: int, seed: int) -> list[int]:
+    """``count`` distinct indices of ``range(size)``, drawn with ``seed``, in increasing order."""
+    if not 0 < count <= size:
+        raise ValueError(f"data.train_subset must be in 1..{size} (the training set's size), got {count}")
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+    return sorted(order[:count].tolist())
+
+
 class ResumableBatchSampler(Sampler[list[int]]):
     """This rank's slice of each global batch of a per-epoch shuffle (last partial batch dropped).
 
