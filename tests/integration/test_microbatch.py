@@ -83,3 +83,23 @@ def test_token_budget_gives_the_unbatched_update(tmp_path, loss_agg):
         for key in ("train/loss", "train/kl", "train/grad_norm", "train/clip_fraction", "train/ratio_mean"):
             assert float(two[key]) == pytest.approx(float(one[key]), rel=1e-5, abs=1e-7), key
     assert any(float(r["train/grad_norm"]) > 0.1 for r in figures["whole"])
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    """The tiny model with and without recomputation: same log-probs, same gradients (train mode)."""
+    from speciarl.policy.loading import tiny_policy
+
+    grads = []
+    for checkpointing in (False, True):
+        policy = tiny_policy(warm_start=False, gradient_checkpointing=checkpointing)
+        assert policy.model.is_gradient_checkpointing == checkpointing
+        samples = [SyntheticShapes(size=2, seed=3)[i] for i in range(2)]
+        torch.manual_seed(0)
+        rollout = HFRollout(max_new_tokens=8).generate(policy, samples, group_size=2)
+        policy.model.train()
+        logp = token_logprobs(policy.model, rollout, policy.suppress_ids)
+        logp.sum().backward()
+        grads.append({n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None})
+    plain, recomputed = grads
+    assert plain.keys() == recomputed.keys() and plain
+    assert max(float((plain[k] - recomputed[k]).abs().max()) for k in plain) < 1e-5

@@ -115,12 +115,13 @@ def rollout_from_outputs(
         ids[r, :n] = torch.as_tensor(list(completion.token_ids), dtype=torch.long)
         mask[r, :n] = True  # through the stop token: its probability is part of the policy's choice
     truncated = torch.tensor([c.finish_reason != "stop" for c in rows])
+    device = prompts.input_ids.device
     return Rollout(
         prompts=prompts.repeat(group_size),
-        completion_ids=ids,
-        completion_mask=mask,
+        completion_ids=ids.to(device),
+        completion_mask=mask.to(device),
         texts=policy.decode(ids, mask),
-        truncated=truncated,
+        truncated=truncated.to(device),
         group_size=group_size,
     )
 
