@@ -42,7 +42,7 @@ OVERRIDES = [
     "checkpoint=periodic",
     "checkpoint.every_n_train_steps=2",
     "checkpoint.export_policy=false",
-    "module.log_completions_every=0",
+    "module.log_completions_every=1",
 ]
 FIGURES = ["loss", "policy_loss", "kl", "grad_norm", "reward_mean", "hm", "response_length", "adv_abs_mean"]
 
@@ -87,7 +87,8 @@ def runs(tmp_path_factory):
         "--nproc_per_node=2",
         f"--master_port={_free_port()}",
     ]
-    _run(torchrun, root / "ddp", "trainer=ddp_cpu")
+    # W&B (offline) as well on the two ranks: one run must come out of it, not two.
+    _run(torchrun, root / "ddp", "trainer=ddp_cpu", "logger=default")
     return root / "single", root / "ddp"
 
 
@@ -112,3 +113,13 @@ def test_two_ranks_take_the_single_process_update(runs):
         assert worst < 1e-5, (step, worst)
     moved = max(float((_weights(single, 4)[k] - start[k]).abs().max()) for k in start)
     assert moved > 1e-5  # the second batch changed the weights by far more than the tolerance
+
+
+def test_two_ranks_make_one_wandb_run_and_one_completion_table(runs):
+    single, ddp = runs
+    assert len(list((ddp / "wandb").glob("offline-run-*"))) == 1
+    assert len(list(ddp.rglob("results.json"))) == 1
+    # rank 0 alone writes the table: its own 2 prompts x 4 rollouts per step, 2 steps
+    lines = (ddp / "completions_train.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * 8
+    assert len((single / "completions_train.jsonl").read_text().splitlines()) == 2 * 8  # the first 8 of 16
