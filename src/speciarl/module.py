@@ -125,6 +125,10 @@ class SpeciaRLModule(LightningModule):
 
     def on_fit_start(self) -> None:
         self.model.train()
+        if world_size() > 1:
+            # Every rank was seeded alike (identical initial weights); from here each samples its
+            # own stream, or all ranks would draw the same random numbers for their rollouts.
+            torch.manual_seed(torch.initial_seed() + global_rank())
         for ref in self._frozen_reference:
             ref.to(self.device)
 

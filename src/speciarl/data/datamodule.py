@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,9 @@ from speciarl.data.samples import Sample
 from speciarl.data.sampling import ResumableBatchSampler, ShardSampler, subset_indices
 
 log = logging.getLogger(__name__)
+# Lightning warns that a mid-epoch resume cannot restore a plain DataLoader's position; this data
+# module restores it itself (state_dict / load_state_dict below), so the warning does not apply.
+warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
 
 
 class SampleBatch(list):
