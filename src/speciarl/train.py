@@ -63,7 +63,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loggers = [instantiate(spec) for spec in (cfg.logger or {}).values() if spec is not None]
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        trainer = instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir))
+        callbacks = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") else []
+        trainer = instantiate(
+            cfg.trainer,
+            logger=loggers or False,
+            default_root_dir=str(out_dir),
+            callbacks=callbacks,
+            enable_checkpointing=bool(callbacks),
+        )
 
         results: dict[str, Any] = {"setup_seconds": setup_seconds}
         if cfg.eval.before:
@@ -71,13 +78,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.eval.best_of_n and cfg.eval.best_of_n > 1:
             results[f"before_best_of_{cfg.eval.best_of_n}"] = _best_of_n(cfg, module, datamodule)
         fit_started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         results["fit_seconds"] = time.perf_counter() - fit_started
         results["steps"] = int(trainer.global_step)
         if cfg.eval.after:
             results["after"] = _validate(trainer, module, datamodule)
-        results["totals"] = dict(module.totals)
-        if cfg.get("save_policy"):
+        results["totals"] = dict(module.global_totals)
+        if cfg.get("save_policy") and trainer.is_global_zero:
             # Read back by `python -m speciarl.evaluate ckpt=<run>/policy`.
             from speciarl.policy.saved import save_policy
 
@@ -85,8 +92,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 save_policy(module.policy, out_dir / "policy", cfg.model.get("prompt"))
             )
         results["wall_seconds"] = time.perf_counter() - started
-        (out_dir / "results.json").write_text(json.dumps(results, indent=1))
-        print(format_results(results, cfg))
+        if trainer.is_global_zero:  # one results file per run, not one per rank
+            (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+            print(format_results(results, cfg))
         return results
     finally:
         finish_wandb()

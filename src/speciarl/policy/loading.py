@@ -26,6 +26,7 @@ def tiny_policy(
     lora: dict[str, Any] | None = None,
     prompt: str = "base",
     cache_dir: str | None = None,
+    gradient_checkpointing: bool = False,
 ) -> Policy:
     """The embedded default: the tiny Qwen2.5-VL, warm-started unless ``warm_start`` is False."""
     from pathlib import Path
@@ -38,6 +39,8 @@ def tiny_policy(
     else:
         folder = ensure_tiny_qwen(tiny_spec, root)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return _finish(model, load_processor(str(folder)), lora, prompt)
 
 

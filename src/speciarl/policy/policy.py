@@ -40,6 +40,16 @@ class PromptBatch:
             "image_grid_thw": self.image_grid_thw,
         }
 
+    def to(self, device: torch.device | str) -> PromptBatch:
+        """The same prompts on ``device``."""
+        return PromptBatch(
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            mm_token_type_ids=self.mm_token_type_ids.to(device),
+            pixel_values=self.pixel_values.to(device),
+            image_grid_thw=self.image_grid_thw.to(device),
+        )
+
     def repeat(self, times: int) -> PromptBatch:
         """Each prompt ``times`` times in a row (rows b*times ... b*times+times-1 are prompt b)."""
         if times == 1:
@@ -161,7 +171,7 @@ class Policy:
             mm_token_type_ids=enc["mm_token_type_ids"],
             pixel_values=enc["pixel_values"],
             image_grid_thw=enc["image_grid_thw"],
-        )
+        ).to(_device_of(self.model))
 
     def completion_tensors(self, raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Clean generated tokens: EOS after the first EOS, the mask through it, truncation flags."""
@@ -177,6 +187,13 @@ class Policy:
             self.tokenizer.decode(row[m].tolist(), skip_special_tokens=True)
             for row, m in zip(ids, mask, strict=True)
         ]
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights live (prompts are encoded onto it, so GPU runs work)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
 
 
 def token_logprobs(

@@ -1,0 +1,75 @@
+"""Periodic checkpoints that resume exactly, with a shareable policy export beside each.
+
+A checkpoint (``*.ckpt``) holds what Lightning saves (trainable weights, AdamW state, loop
+progress: the optimiser step) plus the data module's position (global batches consumed) and
+SpeciaRLModule's extras (every rank's RNG states, running totals, rollout-backend state); see
+``SpeciaRLModule.on_save_checkpoint``. ``python -m speciarl.train ... ckpt_path=<file>`` resumes
+from it. Next to each, ``<name>-policy/`` holds the LoRA adapter in peft format (loadable by
+``PeftModel.from_pretrained`` and as a vLLM LoRA request) or, for full fine-tuning, the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from speciarl.export import is_lora, save_adapter, save_model
+
+log = logging.getLogger(__name__)
+# The checkpoint is meant to hold the state *after* the step's updates (what a resumed run
+# continues from); Lightning's advice for manual optimisation does not apply.
+warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+
+
+class RLCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint every ``every_n_train_steps`` optimiser steps, plus ``last.ckpt``.
+
+    Args:
+        dirpath: where checkpoints go.
+        every_n_train_steps: save period in optimiser steps (Lightning's global step; with
+            ``module.mini_batches`` M a rollout batch advances it by M).
+        export_policy: also write the adapter (or full model) beside each checkpoint.
+        save_top_k: how many periodic checkpoints to keep (-1: all).
+    """
+
+    def __init__(
+        self,
+        dirpath: str,
+        every_n_train_steps: int = 50,
+        export_policy: bool = True,
+        save_top_k: int = -1,
+        save_last: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            every_n_train_steps=every_n_train_steps,
+            save_top_k=save_top_k,
+            save_last=save_last,
+            filename="step-{step:06d}",  # no "=": the name goes on Hydra command lines
+            auto_insert_metric_name=False,
+            **kwargs,
+        )
+        self.export_policy = export_policy
+
+    def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        if not self.export_policy or not trainer.is_global_zero:
+            return
+        policy = getattr(trainer.lightning_module, "policy", None)
+        if policy is None:
+            return
+        if type(trainer.strategy).__name__.startswith("FSDP"):
+            # Sharded weights would need a full-state gather; export from the checkpoint instead.
+            log.info("FSDP run: no policy export beside %s (use python -m speciarl.export)", filepath)
+            return
+        target = Path(filepath).with_suffix("")
+        target = target.with_name(target.name + "-policy")
+        if is_lora(policy.model):
+            save_adapter(policy, target)
+        else:
+            save_model(policy, target, merge=False)

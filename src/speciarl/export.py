@@ -1,0 +1,107 @@
+"""Export a trained policy for sharing: the LoRA adapter, or a merged / full model folder.
+
+    python -m speciarl.export model=qwen2_5_vl_7b model.path=/models/Qwen2.5-VL-7B-Instruct \\
+        ckpt_path=outputs/.../checkpoints/last.ckpt out_dir=exports/speciarl-7b merge=false
+
+An adapter folder (``adapter_config.json`` + ``adapter_model.safetensors``, written by peft's
+``save_pretrained``) loads with ``PeftModel.from_pretrained(base, folder)`` and, as a LoRA
+request, in vLLM. A merged folder is a plain transformers model (base weights + B A * alpha / r)
+that loads with ``from_pretrained`` and serves anywhere. The processor is saved beside either.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from speciarl.policy.policy import Policy
+
+log = logging.getLogger("speciarl.export")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+_MODEL_PREFIX = "model."
+
+
+def is_lora(model: torch.nn.Module) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
+
+
+def save_adapter(policy: Policy, out_dir: str | Path) -> Path:
+    """The LoRA adapter (peft format, vLLM-loadable) and the processor, in ``out_dir``."""
+    if not is_lora(policy.model):
+        raise ValueError("the policy has no LoRA adapter (full fine-tuning): export it with save_model")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    policy.model.save_pretrained(str(out))
+    policy.processor.save_pretrained(str(out))
+    return out
+
+
+def save_model(policy: Policy, out_dir: str | Path, merge: bool = True) -> Path:
+    """A complete transformers model folder; a LoRA policy is merged into its base first.
+
+    Merging changes the policy's model in place (the adapter is folded into the base weights),
+    so call it when training is over.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = policy.model
+    if is_lora(model):
+        if not merge:
+            raise ValueError(
+                "a LoRA policy exports either as an adapter (save_adapter) or merged (merge=True)"
+            )
+        model = model.merge_and_unload()
+    model.save_pretrained(str(out))
+    policy.processor.save_pretrained(str(out))
+    return out
+
+
+def load_checkpoint_weights(policy: Policy, ckpt_path: str | Path) -> None:
+    """Put the trained weights of a training checkpoint into ``policy.model``.
+
+    LoRA checkpoints hold only the trainable weights; every one of them must match the policy
+    (same LoRA settings), or this fails naming the first missing or unexpected key.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (ckpt_path=...)")
+    checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    weights = {
+        k[len(_MODEL_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(_MODEL_PREFIX)
+    }
+    trainable_only = bool(checkpoint.get("speciarl", {}).get("trainable_only"))
+    result = policy.model.load_state_dict(weights, strict=not trainable_only)
+    if trainable_only:
+        expected = {n for n, p in policy.model.named_parameters() if p.requires_grad}
+        missing = sorted(expected - set(weights))
+        if missing or result.unexpected_keys:
+            raise ValueError(
+                f"checkpoint {path} does not match the policy: missing {missing[:1]}, unexpected "
+                f"{list(result.unexpected_keys)[:1]} (build the policy with the LoRA settings it was trained with)"
+            )
+
+
+def export(policy: Policy, ckpt_path: str | None, out_dir: str, merge: bool) -> Path:
+    """Load ``ckpt_path`` (if given) into ``policy`` and write the adapter, or the merged model."""
+    if ckpt_path:
+        load_checkpoint_weights(policy, ckpt_path)
+    if is_lora(policy.model) and not merge:
+        return save_adapter(policy, out_dir)
+    return save_model(policy, out_dir, merge=True)
+
+
+@hydra.main(config_path=CONF_DIR, config_name="export", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    policy = instantiate(cfg.model)
+    out = export(policy, cfg.ckpt_path, cfg.out_dir, bool(cfg.merge))
+    print(f"exported to {out}")
+
+
+if __name__ == "__main__":
+    main()

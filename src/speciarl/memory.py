@@ -1,0 +1,174 @@
+"""GPU memory estimate of a training rank, from the model's sizes (an estimate, not a measurement).
+
+    python -m speciarl.memory            # the 7B preset: Qwen2.5-VL-7B-Instruct, LoRA r 64, bf16
+
+Parameter and LoRA counts are exact: the model is built on PyTorch's meta device (no memory, no
+download) from its config, and LoRA's r * (in + out) is summed over the linear layers the preset
+adapts. The per-token figures are estimates of this code path (stated with each row).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+GIB = 1024**3
+# apply_lora's "all-linear-language": every LM linear, nothing under the vision tower.
+LORA_TARGET = re.compile(r"^(?!.*visual).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$")
+
+
+def qwen2_5_vl_7b_config() -> Any:
+    """The published Qwen2.5-VL-7B-Instruct architecture (config.json), without downloading it."""
+    from transformers import Qwen2_5_VLConfig
+
+    return Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=152064,
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            tie_word_embeddings=False,
+            max_position_embeddings=128000,
+            rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]},
+        ),
+        vision_config=dict(
+            depth=32,
+            hidden_size=1280,
+            intermediate_size=3420,
+            num_heads=16,
+            in_chans=3,
+            patch_size=14,
+            temporal_patch_size=2,
+            spatial_merge_size=2,
+            out_hidden_size=3584,
+            window_size=112,
+            fullatt_block_indexes=[7, 15, 23, 31],
+        ),
+        vocab_size=152064,
+        tie_word_embeddings=False,
+    )
+
+
+@dataclass(frozen=True)
+class ModelSizes:
+    """Counts read off a model built on the meta device."""
+
+    parameters: int
+    vision_parameters: int
+    lora_parameters: int
+    layers: int
+    hidden: int
+    intermediate: int
+    kv_width: int
+    vocab: int
+
+
+def model_sizes(config: Any, lora_r: int) -> ModelSizes:
+    """Exact parameter counts of ``config``'s model and of a rank-``lora_r`` adapter on its LM linears."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    lora = sum(
+        lora_r * (m.in_features + m.out_features)
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and LORA_TARGET.match(name)
+    )
+    text = config.text_config
+    head_dim = text.hidden_size // text.num_attention_heads
+    return ModelSizes(
+        parameters=sum(p.numel() for p in model.parameters()),
+        vision_parameters=sum(p.numel() for n, p in model.named_parameters() if "visual" in n),
+        lora_parameters=lora,
+        layers=text.num_hidden_layers,
+        hidden=text.hidden_size,
+        intermediate=text.intermediate_size,
+        kv_width=text.num_key_value_heads * head_dim,
+        vocab=text.vocab_size,
+    )
+
+
+def memory_rows(
+    sizes: ModelSizes,
+    token_budget: int,
+    completion_share: float = 0.5,
+    gpu_gib: float = 80.0,
+    vllm_fraction: float = 0.3,
+    gradient_checkpointing: bool = True,
+) -> list[tuple[str, float, str]]:
+    """(item, GiB, how it is counted) for one rank of a LoRA run with bf16 base weights.
+
+    Activations are per micro-batch of ``token_budget`` tokens, ``completion_share`` of them
+    completion tokens (only those are projected to the vocabulary).
+    """
+    h, layers = sizes.hidden, sizes.layers
+    # one layer's saved tensors in bf16: norms, q/k/v/o, attention output, SwiGLU (gate, up, act, product)
+    per_layer = 2 * (4 * h + 2 * sizes.kv_width + 4 * sizes.intermediate)
+    if gradient_checkpointing:
+        act_per_token = 2 * h * layers + per_layer  # each layer's input kept, one layer recomputed at a time
+        act_note = "checkpointed: 2 B x hidden x layers, plus one recomputed layer"
+    else:
+        act_per_token = per_layer * layers
+        act_note = "every layer's saved tensors (no checkpointing)"
+    # bf16 logits, their fp32 copy, logsumexp's temporary, the fp32 gradient: 14 B per vocab entry
+    logit_bytes = 14 * sizes.vocab
+    completion_tokens = token_budget * completion_share
+    return [
+        (
+            "base weights, bf16 (frozen, vision included)",
+            2 * sizes.parameters / GIB,
+            f"{sizes.parameters:,} x 2 B",
+        ),
+        ("LoRA weights, fp32", 4 * sizes.lora_parameters / GIB, f"{sizes.lora_parameters:,} x 4 B"),
+        ("LoRA gradients, fp32", 4 * sizes.lora_parameters / GIB, "as the weights"),
+        ("AdamW moments, fp32", 8 * sizes.lora_parameters / GIB, "2 x 4 B per LoRA weight"),
+        (
+            f"activations, {token_budget:,}-token micro-batch",
+            act_per_token * token_budget / GIB,
+            f"{act_per_token / 1024:,.0f} KiB a token ({act_note})",
+        ),
+        (
+            f"logits of {completion_tokens:,.0f} completion tokens",
+            logit_bytes * completion_tokens / GIB,
+            f"{logit_bytes / 1024**2:.1f} MiB a token (bf16 + fp32 + logsumexp + fp32 gradient)",
+        ),
+        (
+            "vLLM engine while generating (asleep while training)",
+            vllm_fraction * gpu_gib,
+            f"gpu_memory_utilization {vllm_fraction} x {gpu_gib:.0f} GiB; its weights sleep in CPU RAM",
+        ),
+    ]
+
+
+def format_table(rows: list[tuple[str, float, str]]) -> str:
+    """A Markdown table with training-phase and rollout-phase totals."""
+    lines = ["| item | GiB (estimated) | counted as |", "|---|---:|---|"]
+    lines += [f"| {item} | {gib:.1f} | {note} |" for item, gib, note in rows]
+    static = sum(gib for item, gib, _ in rows[:4])
+    training = static + rows[4][1] + rows[5][1]
+    rollout = static + rows[6][1]
+    lines.append(
+        f"| **peak while training** (static + activations + logits) | **{training:.1f}** | vLLM asleep |"
+    )
+    lines.append(f"| **peak while generating** (static + vLLM) | **{rollout:.1f}** | no activations held |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    sizes = model_sizes(qwen2_5_vl_7b_config(), lora_r=64)
+    print(
+        f"Qwen2.5-VL-7B: {sizes.parameters:,} parameters ({sizes.vision_parameters:,} vision); "
+        f"LoRA r 64 on every LM linear: {sizes.lora_parameters:,}"
+    )
+    for budget in (16384, 32768):
+        print(f"\nper rank, logprob_token_budget={budget}, half of the tokens completion tokens:")
+        print(format_table(memory_rows(sizes, budget)))
+
+
+if __name__ == "__main__":
+    main()
