@@ -477,7 +477,7 @@ class SpeciaRLModule(LightningModule):
                         self.manual_backward(out.loss * weight)
                     for k, key in enumerate(keys):
                         share = (
-                            piece_tokens / tokens
+                            (piece_tokens / tokens if tokens else 0.0)
                             if key in ("clip_fraction", "ratio_mean")
                             else piece_units / units
                         )

@@ -6,6 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from speciarl.module import SpeciaRLModule
+from speciarl.policy.rollout import HFRollout
 
 
 @pytest.fixture
@@ -56,9 +57,10 @@ def test_paper_optimiser_is_constant_adamw(paper, tiny_policy_fresh):
     module = SpeciaRLModule(
         policy=tiny_policy_fresh,
         judge=None,
-        reward=None,
+        reward=instantiate(cfg.reward),
         algorithm=instantiate(cfg.algorithm),
-        rollout=None,
+        # the preset's vLLM backend needs a GPU; HF generate with the same budget stands in
+        rollout=HFRollout(max_new_tokens=int(cfg.rollout.max_new_tokens)),
         **{k: v for k, v in cfg.module.items() if k != "logprob_token_budget"},
     )
     optimiser = module.configure_optimizers()
