@@ -298,13 +298,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in args.seeds
         for arm in arms
     ]
+    # Jobs already in --out (same steps) are read back, so an interrupted table resumes.
+    done = [r for r in map(_finished, jobs) if r is not None]
+    todo = [j for j in jobs if _finished(j) is None]
+    log.info("%d jobs to run, %d read back from %s", len(todo), len(done), out / "runs")
     # Longest jobs first, so the two workers finish together.
-    jobs.sort(key=lambda j: j.arm.mode != "rl")
-    if args.jobs > 1:
+    todo.sort(key=lambda j: j.arm.mode != "rl")
+    if args.jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(run_job, jobs))
+            results = done + list(pool.map(run_job, todo))
     else:
-        results = [run_job(j) for j in jobs]
+        results = done + [run_job(j) for j in todo]
     order = {a.name: i for i, a in enumerate(arms)}
     results.sort(key=lambda r: (order[r["arm"]], r["seed"]))
     rows = aggregate(results)
@@ -320,6 +324,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header)
     print(table)
     return 0
+
+
+def _finished(job: Job) -> dict[str, Any] | None:
+    """The job's result if ``--out`` already holds it for the same number of steps."""
+    path = job.out / "runs" / job.arm.name / f"seed{job.seed}.json"
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    expected = {"rl": job.steps, "sft": job.sft_steps}.get(job.arm.mode, 0)
+    return result if result.get("steps") == expected else None
 
 
 def _ensure_base(out: Path, extra: Sequence[str]) -> None:
