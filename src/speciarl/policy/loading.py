@@ -27,14 +27,18 @@ def tiny_policy(
     prompt: str = "base",
     cache_dir: str | None = None,
     gradient_checkpointing: bool = False,
+    hard_types: Sequence[str] = (),
 ) -> Policy:
-    """The embedded default: the tiny Qwen2.5-VL, warm-started unless ``warm_start`` is False."""
+    """The embedded default: the tiny Qwen2.5-VL, warm-started unless ``warm_start`` is False.
+
+    ``hard_types``: shape types whose leaf the warm start rarely says (each phase's ``hard`` mix).
+    """
     from pathlib import Path
 
     tiny_spec = TinyQwenSpec(**(spec or {}))
     root = Path(cache_dir) if cache_dir else None
     if warm_start:
-        ws = WarmStartSpec(phases=tuple(Phase(**p) for p in phases)) if phases else WarmStartSpec()
+        ws = warm_start_spec(phases, hard_types)
         folder = ensure_warm_started(tiny_spec, ws, root)
     else:
         folder = ensure_tiny_qwen(tiny_spec, root)
@@ -42,6 +46,18 @@ def tiny_policy(
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return _finish(model, load_processor(str(folder)), lora, prompt)
+
+
+def warm_start_spec(
+    phases: Sequence[dict[str, Any]] | None = None, hard_types: Sequence[str] = ()
+) -> WarmStartSpec:
+    """The warm-start recipe of a model config (None phases: the default recipe)."""
+    kwargs: dict[str, Any] = {"hard_types": tuple(hard_types)}
+    if phases:
+        kwargs["phases"] = tuple(
+            Phase(**{**p, "hard": tuple(p["hard"]) if p.get("hard") is not None else None}) for p in phases
+        )
+    return WarmStartSpec(**kwargs)
 
 
 def pretrained_policy(

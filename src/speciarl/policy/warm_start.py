@@ -23,7 +23,7 @@ import torch
 from transformers import Qwen2_5_VLForConditionalGeneration
 
 from speciarl.data.prompts import format_answer
-from speciarl.data.synthetic import SyntheticShapes
+from speciarl.data.synthetic import KIND_CLEAN, SyntheticShapes
 from speciarl.policy.policy import Policy, PromptBatch, Rollout, token_logprobs
 from speciarl.policy.processor import load_processor
 from speciarl.policy.tiny import TinyQwenSpec, ensure_tiny_qwen, publish_folder
@@ -33,13 +33,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Phase:
-    """``steps`` SFT steps at peak ``lr`` with labels drawn leaf/type/family by these weights."""
+    """``steps`` SFT steps at peak ``lr`` with labels drawn leaf/type/family by these weights.
+
+    ``hard``: the leaf/type/family weights for clean images of the spec's ``hard_types`` (so that
+    their leaf is known but rarely said); None uses the phase's weights for every image.
+    """
 
     steps: int
     lr: float
     leaf: float
     type: float
     family: float
+    hard: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,17 +60,38 @@ class WarmStartSpec:
     ambiguous_fraction: float = 0.3
     seed: int = 1234
     warmup_steps: int = 20
+    # Shape types whose clean images follow each phase's ``hard`` label mix.
+    hard_types: tuple[str, ...] = ()
+    # Restrict the SFT images to these shape types (default: all); the SFT baseline uses the
+    # in-domain types only.
+    types: tuple[str, ...] = ()
 
     def fingerprint(self, base: TinyQwenSpec) -> str:
-        payload = json.dumps({"warm": asdict(self), "base": base.fingerprint()}, sort_keys=True)
+        payload = json.dumps(
+            {"warm": _without_unset(asdict(self)), "base": base.fingerprint()}, sort_keys=True
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _without_unset(value: object) -> object:
+    """Drop None / empty options, so that adding an option keeps older recipes' cache keys."""
+    if isinstance(value, dict):
+        return {k: _without_unset(v) for k, v in value.items() if v is not None and v != () and v != []}
+    if isinstance(value, list | tuple):
+        return [_without_unset(v) for v in value]
+    return value
 
 
 class _Bank:
     """Pre-encoded images so that an SFT step is only a forward and a backward."""
 
     def __init__(self, policy: Policy, spec: WarmStartSpec) -> None:
-        data = SyntheticShapes(spec.bank_size, seed=spec.seed, ambiguous_fraction=spec.ambiguous_fraction)
+        data = SyntheticShapes(
+            spec.bank_size,
+            seed=spec.seed,
+            ambiguous_fraction=spec.ambiguous_fraction,
+            types=spec.types or None,
+        )
         self.samples = [data[i] for i in range(len(data))]
         blocks, prompt = [], None
         for start in range(0, len(self.samples), 512):
@@ -78,6 +104,10 @@ class _Bank:
         self.blocks = blocks
         self.prompt = prompt
         self.labels_by_level = [(s.label, s.tags["type"], s.tags["family"]) for s in self.samples]
+        hard = set(spec.hard_types)
+        self.is_hard = np.array(
+            [s.tags["type"] in hard and s.tags["kind"] == KIND_CLEAN for s in self.samples], dtype=bool
+        )
 
     def batch(self, rows: np.ndarray, levels: np.ndarray, policy: Policy) -> Rollout:
         answers = [format_answer(self.labels_by_level[r][lv]) for r, lv in zip(rows, levels, strict=True)]
@@ -109,14 +139,17 @@ def supervised_warm_start(policy: Policy, spec: WarmStartSpec) -> list[float]:
     losses: list[float] = []
     for phase_index, phase in enumerate(spec.phases):
         opt = torch.optim.AdamW(model.parameters(), lr=phase.lr, weight_decay=0.01)
-        weights = np.array([phase.leaf, phase.type, phase.family], dtype=float)
-        weights /= weights.sum()
+        weights = _normalised((phase.leaf, phase.type, phase.family))
+        hard_weights = _normalised(phase.hard) if phase.hard is not None else weights
         start = time.perf_counter()
         for step in range(phase.steps):
             for group in opt.param_groups:
                 group["lr"] = phase.lr * _schedule(step, phase.steps, spec.warmup_steps)
             rows = rng.integers(0, len(bank.samples), size=spec.batch_size)
             levels = rng.choice(3, size=spec.batch_size, p=weights)
+            hard_rows = bank.is_hard[rows]
+            if hard_rows.any():
+                levels[hard_rows] = rng.choice(3, size=int(hard_rows.sum()), p=hard_weights)
             batch = bank.batch(rows, levels, policy)
             logp = token_logprobs(model, batch, policy.suppress_ids)
             loss = -(logp.sum() / batch.completion_mask.sum())
@@ -136,6 +169,15 @@ def supervised_warm_start(policy: Policy, spec: WarmStartSpec) -> list[float]:
                     time.perf_counter() - start,
                 )
     return losses
+
+
+def _normalised(weights: tuple[float, ...]) -> np.ndarray:
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (3,) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(
+            f"label weights must be three non-negative numbers (leaf, type, family), got {weights}"
+        )
+    return w / w.sum()
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:

@@ -1,0 +1,125 @@
+"""The reproduction benchmark: coloured shapes tagged by kind and by domain.
+
+Built on the embedded shapes (``speciarl.data.synthetic``), with two axes the paper's result needs:
+
+* **domain**: RL trains on some families (``in_domain``); evaluation also covers families held
+  out of RL (``out_of_domain``), as the paper trains on CUB and evaluates on five other datasets.
+  The warm start sees every family, so the base knows the held-out ones too.
+* **kind** of every image:
+  ``easy``: a clean image of an ordinary type (the base sometimes says the leaf);
+  ``hard``: a clean image of a hard-to-sample type, whose leaf the warm start rarely says, so the
+  leaf is known but rarely sampled (a static reward's groups start all-zero there);
+  ``unknowable``: a grey image, where only the type can be told: the leaf is one of k = 4 colours,
+  wide enough for group size G when ``parent_answer_is_stable(k, G)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from speciarl.data.samples import Sample
+from speciarl.data.synthetic import COLOURS, FAMILIES, KIND_AMBIGUOUS, SyntheticShapes
+
+IN_DOMAIN_FAMILIES: tuple[str, ...] = ("round", "angular", "linear")
+HELD_OUT_FAMILIES: tuple[str, ...] = ("spiky",)
+# One per family; must match the ``hard_types`` of the warm start (conf/model/tiny_benchmark.yaml).
+HARD_TYPES: tuple[str, ...] = ("ring", "diamond", "pillar", "star")
+KIND_EASY = "easy"
+KIND_HARD = "hard"
+KIND_UNKNOWABLE = "unknowable"
+KINDS = (KIND_EASY, KIND_HARD, KIND_UNKNOWABLE)
+DOMAIN_IN = "in_domain"
+DOMAIN_OUT = "out_of_domain"
+
+
+def parent_answer_is_stable(k: int, group_size: int) -> bool:
+    """(1 - 1/k)^(G-1) > 1/k: under SpeciaRL a correct parent beats a k-way leaf guess in a group of G.
+
+    A leaf guess is rewarded with probability 1/k; a correct parent answer only when none of the
+    other G - 1 rollouts guesses the right leaf, which (if they all guess) has probability
+    (1 - 1/k)^(G-1) (research/toy-experiment.md section 3.2).
+    """
+    if k < 1 or group_size < 1:
+        raise ValueError(f"k and group_size must be positive, got k={k}, group_size={group_size}")
+    return (1 - 1 / k) ** (group_size - 1) > 1 / k
+
+
+def family_types(families: Sequence[str]) -> list[str]:
+    """The shape types of these families, in taxonomy order."""
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown families {sorted(unknown)}; expected some of {list(FAMILIES)}")
+    return [t for f in families for t in FAMILIES[f]]
+
+
+class ShapesBenchmark(SyntheticShapes):
+    """Shapes of the given families, each sample tagged ``kind``, ``domain`` and ``slice`` (domain/kind).
+
+    Args:
+        size: number of samples.
+        seed: the split's seed (every split, held-out ones included, has its own).
+        families: the families drawn from (default: the in-domain ones).
+        domain: the domain tag of every sample (``in_domain`` or ``out_of_domain``).
+        unknowable_fraction: share of grey images (leaf unknowable, type visible).
+        hard_types: types whose clean images are tagged ``hard``.
+        image_size: side of the square image in pixels.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        families: Sequence[str] = IN_DOMAIN_FAMILIES,
+        domain: str = DOMAIN_IN,
+        unknowable_fraction: float = 0.3,
+        hard_types: Sequence[str] = HARD_TYPES,
+        image_size: int = 32,
+    ) -> None:
+        if domain not in (DOMAIN_IN, DOMAIN_OUT):
+            raise ValueError(f"domain must be {DOMAIN_IN!r} or {DOMAIN_OUT!r}, got {domain!r}")
+        super().__init__(
+            size,
+            seed,
+            ambiguous_fraction=unknowable_fraction,
+            image_size=image_size,
+            types=family_types(families),
+        )
+        self.families = tuple(families)
+        self.domain = domain
+        self.hard_types = frozenset(hard_types)
+
+    def __getitem__(self, index: int) -> Sample:
+        sample = super().__getitem__(index)
+        if sample.tags["kind"] == KIND_AMBIGUOUS:
+            kind = KIND_UNKNOWABLE
+        elif sample.tags["type"] in self.hard_types:
+            kind = KIND_HARD
+        else:
+            kind = KIND_EASY
+        sample.tags.update(kind=kind, domain=self.domain, slice=f"{self.domain}/{kind}")
+        sample.sample_id = f"bench-{self.domain}-{sample.sample_id}"
+        return sample
+
+
+class ConcatSamples:
+    """Several sample datasets read as one (the held-out split: in domain, then out of domain)."""
+
+    def __init__(self, parts: Sequence[SyntheticShapes]) -> None:
+        if not parts:
+            raise ValueError("ConcatSamples needs at least one dataset")
+        self.parts = list(parts)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def __getitem__(self, index: int) -> Sample:
+        if index < 0:
+            raise IndexError(f"index {index} out of range")
+        for part in self.parts:
+            if index < len(part):
+                return part[index]
+            index -= len(part)
+        raise IndexError("index out of range")
+
+
+UNKNOWABLE_WIDTH = len(COLOURS)  # a grey image's leaf is one of the four colours of its type

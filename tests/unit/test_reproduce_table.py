@@ -1,0 +1,70 @@
+"""The reproduction table: seeds aggregated by hand-worked means and spreads."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from speciarl.reproduce import GRIDS, MAIN_ARMS, SLICES, aggregate, markdown_table, plot
+
+
+def _figures(c: float, s: float) -> dict:
+    hm = 2 * c * s / (c + s)
+    return {"correctness": c, "specificity": s, "hm": hm}
+
+
+def _result(arm: str, seed: int, c: float, s: float, zv: float | None) -> dict:
+    figures = {scope: _figures(c, s) for scope in ("all", "in_domain", "out_of_domain", *SLICES)}
+    return {
+        "arm": arm,
+        "label": arm,
+        "seed": seed,
+        "steps": 10,
+        "figures": figures,
+        "zero_variance_groups": zv,
+        "zero_variance_first_25": zv,
+        "wall_seconds": 1.0,
+    }
+
+
+def test_mean_and_spread_over_seeds(tmp_path):
+    results = [
+        _result("rl", 0, 0.5, 1.0, 0.2),
+        _result("rl", 1, 0.7, 1.0, 0.4),
+        _result("base", 0, 0.9, 0.1, None),
+    ]
+    rows = aggregate(results)
+    rl = rows[0]
+    # mean (0.5 + 0.7) / 2 = 0.6; sample sd sqrt(((0.1)^2 + (0.1)^2) / 1) = 0.1414
+    assert rl["in_domain:correctness"][0] == pytest.approx(0.6)
+    assert rl["in_domain:correctness"][1] == pytest.approx(math.sqrt(0.02))
+    assert rl["zero_variance_groups"][0] == pytest.approx(0.3)
+    assert rl["seeds"] == [0, 1]
+    base = rows[1]
+    assert base["in_domain:correctness"] == (pytest.approx(0.9), 0.0)
+    assert math.isnan(base["zero_variance_groups"][0])
+    table = markdown_table(rows)
+    assert "| rl | 10 | 0,1 | 0.600 ± 0.141 |" in table
+    # HM of (0.9, 0.1) = 2*0.09/1.0 = 0.18
+    assert "0.180 ± 0.000" in table
+    assert "out_of_domain/unknowable" in table
+    assert plot(rows, tmp_path / "t.png").stat().st_size > 0
+
+
+def test_every_paper_arm_and_grid_is_listed():
+    names = {a.name for a in MAIN_ARMS}
+    assert {
+        "base",
+        "base_best_of_8",
+        "be_specific",
+        "sft",
+        "grpo_reward3",
+        "grpo_scala1",
+        "grpo_speciarl",
+    } <= names
+    assert {"dr_grpo_reward3", "dr_grpo_speciarl", "dapo_reward3", "dapo_speciarl"} <= names
+    assert sorted(a.name for a in GRIDS["rollouts"]) == sorted(
+        f"grpo_{r}_G{g}" for r in ("speciarl", "reward3") for g in (4, 8, 16)
+    )
+    assert len(GRIDS["noisy"]) == 3
