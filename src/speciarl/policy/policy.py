@@ -3,7 +3,8 @@
 Generation and the training forward must see the same distribution, or PPO ratios drift. Three
 things make them agree to ~1e-6 on Qwen2.5-VL: the same suppressed special tokens are masked
 in both, ``mm_token_type_ids`` is passed in the training forward (zeros for completion tokens),
-and each image's patch block is repeated for its G rollouts, not its rows.
+and each image's patch block is repeated for its G rollouts, not its rows (the forward then
+encodes each distinct image once: ``shared_images``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from torch import Tensor
 
 from speciarl.data.prompts import chat_messages, prompt_text
 from speciarl.data.samples import Sample
+from speciarl.policy.shared_images import image_inputs
+from speciarl.policy.vocab_chunks import DEFAULT_MAX_LOGITS, completion_logprobs
 
 
 @dataclass
@@ -143,36 +146,50 @@ def token_logprobs(
     rollout: Rollout,
     suppress_ids: Sequence[int] = (),
     temperature: float = 1.0,
+    max_logits: int = DEFAULT_MAX_LOGITS,
 ) -> Tensor:
     """log pi(token_t | prefix) for every completion token, [N, T]; 0 where masked out.
 
-    Only the last T+1 positions are projected to the vocabulary, and suppressed tokens get the
-    same -inf that generation gave them, so the two distributions agree.
+    Suppressed tokens get the same -inf that generation gave them, so the two distributions
+    agree. Three savings, each exact: columns that are padding in every row are cut off (left
+    prompt padding, completion tail past the longest response), each distinct image goes through
+    the vision tower once however many rollouts share it, and only real completion positions are
+    projected to the vocabulary, in chunks of at most ``max_logits`` logits.
     """
     prompts = rollout.prompts
-    ids = rollout.completion_ids
     mask = rollout.completion_mask
-    width = ids.shape[1]
-    input_ids = torch.cat([prompts.input_ids, ids], dim=1)
-    attention = torch.cat([prompts.attention_mask, mask.to(prompts.attention_mask.dtype)], dim=1)
-    mm_types = torch.cat([prompts.mm_token_type_ids, torch.zeros_like(ids)], dim=1)
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention,
-        mm_token_type_ids=mm_types,
-        pixel_values=prompts.pixel_values,
-        image_grid_thw=prompts.image_grid_thw,
-        logits_to_keep=width + 1,
-        use_cache=False,
-    )
-    logits = out.logits[:, :-1, :].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    if suppress_ids:
-        logits[..., list(suppress_ids)] = float("-inf")
-    picked = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    logp = picked - torch.logsumexp(logits, dim=-1)
-    return torch.where(mask, logp, torch.zeros_like(logp))
+    left = _leading_padding(prompts.attention_mask)
+    width = max(1, int(mask.sum(-1).max()))
+    ids = rollout.completion_ids[:, :width]
+    kept = mask[:, :width]
+    input_ids = torch.cat([prompts.input_ids[:, left:], ids], dim=1)
+    attention = torch.cat([prompts.attention_mask[:, left:], kept.to(prompts.attention_mask.dtype)], dim=1)
+    mm_types = torch.cat([prompts.mm_token_type_ids[:, left:], torch.zeros_like(ids)], dim=1)
+    images = image_inputs(model, prompts.pixel_values, prompts.image_grid_thw)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings()
+    decoder = getattr(base, "model", None)
+    common = dict(input_ids=input_ids, attention_mask=attention, mm_token_type_ids=mm_types, use_cache=False)
+    if decoder is not None and isinstance(head, torch.nn.Linear):
+        # The hidden states that predict completion tokens: positions P-1 ... P+T-2.
+        hidden = decoder(**common, **images).last_hidden_state[:, -(width + 1) : -1]
+        logp = completion_logprobs(
+            head, hidden, ids, kept, head.out_features, suppress_ids, temperature, max_logits
+        )
+    else:  # a model without a separable LM head: full logits of the last T+1 positions
+        logits = model(**common, **images, logits_to_keep=width + 1).logits[:, :-1, :]
+        logp = completion_logprobs(
+            torch.nn.Identity(), logits, ids, kept, logits.shape[-1], suppress_ids, temperature, max_logits
+        )
+    if width == mask.shape[1]:
+        return logp
+    return torch.cat([logp, logp.new_zeros(mask.shape[0], mask.shape[1] - width)], dim=1)
+
+
+def _leading_padding(attention_mask: Tensor) -> int:
+    """Number of leading columns that are padding in every row (prompts are left-padded)."""
+    real = attention_mask.bool().any(dim=0)
+    return int(real.int().argmax()) if bool(real.any()) else 0
 
 
 def resolve_model_path(path: str | Path, allow_download: bool = False) -> str:

@@ -1,0 +1,125 @@
+"""The fast log-prob pass (shared images, trimmed padding, vocabulary chunks) equals the plain one.
+
+The reference below is the textbook computation, written independently of the code under test:
+every image copy through the vision tower, no column trimmed, full logits of every position,
+log_softmax, pick the token. Values must agree to 1e-5 and gradients to 1e-4 relative (float
+summation order differs: shared images sum G gradient contributions inside one vision pass).
+"""
+
+import pytest
+import torch
+
+from speciarl.data.synthetic import SyntheticShapes
+from speciarl.policy.policy import Rollout, token_logprobs
+from speciarl.policy.shared_images import distinct_image_index, image_inputs
+
+VALUE_TOL = 1e-5
+GRAD_RTOL = 1e-4
+
+
+def _reference_logprobs(policy, rollout: Rollout) -> torch.Tensor:
+    p = rollout.prompts
+    ids, mask = rollout.completion_ids, rollout.completion_mask
+    out = policy.model(
+        input_ids=torch.cat([p.input_ids, ids], 1),
+        attention_mask=torch.cat([p.attention_mask, mask.long()], 1),
+        mm_token_type_ids=torch.cat([p.mm_token_type_ids, torch.zeros_like(ids)], 1),
+        pixel_values=p.pixel_values,
+        image_grid_thw=p.image_grid_thw,
+        use_cache=False,
+    )
+    prompt_len = p.input_ids.shape[1]
+    logits = out.logits[:, prompt_len - 1 : -1].float()
+    logits[..., policy.suppress_ids] = float("-inf")
+    logp = torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    return torch.where(mask, logp, torch.zeros_like(logp))
+
+
+def _rollout(policy, samples, group_size: int, lengths: list[int], width: int) -> Rollout:
+    """Hand-made completions: random allowed tokens, EOS at the given lengths, EOS padding after."""
+    gen = torch.Generator().manual_seed(0)
+    n = len(samples) * group_size
+    allowed = torch.tensor([t for t in range(40, 200) if t not in policy.suppress_ids])
+    ids = allowed[torch.randint(len(allowed), (n, width), generator=gen)]
+    mask = torch.zeros(n, width, dtype=torch.bool)
+    for row, length in enumerate(lengths):
+        ids[row, length - 1 :] = policy.eos_id
+        mask[row, :length] = True
+    prompts = policy.encode_prompts(samples).repeat(group_size)
+    return Rollout(prompts, ids, mask, [""] * n, torch.zeros(n, dtype=torch.bool), group_size)
+
+
+def _values_and_grads(policy, fn, rollout):
+    policy.model.zero_grad(set_to_none=True)
+    logp = fn(rollout)
+    # A loss that weighs every token differently, so a mixed-up position would show.
+    weights = torch.linspace(0.5, 1.5, logp.numel()).view_as(logp)
+    (logp * weights).sum().backward()
+    grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
+    return logp.detach(), grads
+
+
+def _assert_same(policy, rollout, **kwargs):
+    fast, fast_grads = _values_and_grads(
+        policy, lambda r: token_logprobs(policy.model, r, policy.suppress_ids, **kwargs), rollout
+    )
+    ref, ref_grads = _values_and_grads(policy, lambda r: _reference_logprobs(policy, r), rollout)
+    assert fast.shape == ref.shape
+    assert torch.allclose(fast, ref, atol=VALUE_TOL, rtol=0), (fast - ref).abs().max()
+    assert fast_grads.keys() == ref_grads.keys()
+    visual = [n for n in ref_grads if "visual" in n]
+    assert visual, "the vision tower must receive gradients in both passes"
+    for name, g in ref_grads.items():
+        scale = g.abs().max().clamp(min=1e-6)
+        assert (fast_grads[name] - g).abs().max() <= GRAD_RTOL * scale, name
+
+
+def test_distinct_image_index_groups_equal_neighbours():
+    a = torch.ones(4, 3)
+    b = torch.zeros(4, 3)
+    c = torch.ones(16, 3)
+    grid_small = torch.tensor([1, 2, 2])
+    grid_big = torch.tensor([1, 4, 4])
+    pixels = torch.cat([a, a, b, a, c])
+    grids = torch.stack([grid_small, grid_small, grid_small, grid_small, grid_big])
+    # a a | b | a (equal to an earlier image, but not its neighbour) | c (other size)
+    assert distinct_image_index(pixels, grids) == [0, 0, 1, 2, 3]
+
+
+def test_shared_images_pass_equals_plain_pass(tiny_policy_fresh):
+    policy = tiny_policy_fresh
+    data = SyntheticShapes(2, seed=3)
+    rollout = _rollout(policy, [data[0], data[1]], group_size=3, lengths=[5, 2, 7, 7, 1, 4], width=7)
+    images = image_inputs(policy.model, rollout.prompts.pixel_values, rollout.prompts.image_grid_thw)
+    assert "mm_encoder_outputs" in images and "pixel_values" not in images
+    assert len(images["mm_encoder_outputs"]["image"].pooler_output) == 6
+    _assert_same(policy, rollout)
+
+
+def test_trimmed_padding_equals_plain_pass(tiny_policy_fresh):
+    """Prompts of different lengths (32 px and 48 px images) and completions shorter than their width."""
+    policy = tiny_policy_fresh
+    small = SyntheticShapes(1, seed=4, image_size=32)[0]
+    big = SyntheticShapes(1, seed=4, image_size=48)[0]
+    rollout = _rollout(policy, [big, small], group_size=2, lengths=[3, 2, 4, 1], width=9)
+    assert not rollout.prompts.attention_mask.bool().all(), "the 32 px prompt should be left-padded"
+    _assert_same(policy, rollout)
+    # Only the short prompt's rows: leading columns are padding in every row and get cut.
+    _assert_same(policy, rollout.select([2, 3]))
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 3])
+def test_vocabulary_chunks_equal_plain_pass(tiny_policy_fresh, chunk_tokens):
+    policy = tiny_policy_fresh
+    data = SyntheticShapes(2, seed=6)
+    rollout = _rollout(policy, [data[0], data[1]], group_size=2, lengths=[6, 3, 1, 5], width=6)
+    vocab = policy.model.get_output_embeddings().out_features
+    _assert_same(policy, rollout, max_logits=vocab * chunk_tokens)
+
+
+def test_vocabulary_chunk_budget_must_hold_a_row(tiny_policy_fresh):
+    policy = tiny_policy_fresh
+    data = SyntheticShapes(1, seed=6)
+    rollout = _rollout(policy, [data[0]], group_size=1, lengths=[2], width=2)
+    with pytest.raises(ValueError, match="max_logits"):
+        token_logprobs(policy.model, rollout, policy.suppress_ids, max_logits=10)
