@@ -20,6 +20,7 @@ from torch import Tensor
 from speciarl.data.prompts import chat_messages, prompt_text
 from speciarl.data.samples import Sample
 from speciarl.policy.shared_images import image_inputs
+from speciarl.policy.shared_prompts import shared_prompt_hidden
 from speciarl.policy.vocab_chunks import DEFAULT_MAX_LOGITS, completion_logprobs
 
 
@@ -151,10 +152,11 @@ def token_logprobs(
     """log pi(token_t | prefix) for every completion token, [N, T]; 0 where masked out.
 
     Suppressed tokens get the same -inf that generation gave them, so the two distributions
-    agree. Three savings, each exact: columns that are padding in every row are cut off (left
-    prompt padding, completion tail past the longest response), each distinct image goes through
-    the vision tower once however many rollouts share it, and only real completion positions are
-    projected to the vocabulary, in chunks of at most ``max_logits`` logits.
+    agree. Savings, each exact: columns that are padding in every row are cut off (left prompt
+    padding, completion tail past the longest response); a prompt shared by G rollouts runs
+    once (``shared_prompts``), else each distinct image goes through the vision tower once
+    (``shared_images``); only real completion positions are projected to the vocabulary, in
+    chunks of at most ``max_logits`` logits (``vocab_chunks``).
     """
     prompts = rollout.prompts
     mask = rollout.completion_mask
@@ -162,28 +164,46 @@ def token_logprobs(
     width = max(1, int(mask.sum(-1).max()))
     ids = rollout.completion_ids[:, :width]
     kept = mask[:, :width]
-    input_ids = torch.cat([prompts.input_ids[:, left:], ids], dim=1)
-    attention = torch.cat([prompts.attention_mask[:, left:], kept.to(prompts.attention_mask.dtype)], dim=1)
-    mm_types = torch.cat([prompts.mm_token_type_ids[:, left:], torch.zeros_like(ids)], dim=1)
-    images = image_inputs(model, prompts.pixel_values, prompts.image_grid_thw)
+    prompt = {
+        "input_ids": prompts.input_ids[:, left:],
+        "attention_mask": prompts.attention_mask[:, left:],
+        "mm_token_type_ids": prompts.mm_token_type_ids[:, left:],
+        "pixel_values": prompts.pixel_values,
+        "image_grid_thw": prompts.image_grid_thw,
+    }
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     head = base.get_output_embeddings()
     decoder = getattr(base, "model", None)
-    common = dict(input_ids=input_ids, attention_mask=attention, mm_token_type_ids=mm_types, use_cache=False)
     if decoder is not None and isinstance(head, torch.nn.Linear):
-        # The hidden states that predict completion tokens: positions P-1 ... P+T-2.
-        hidden = decoder(**common, **images).last_hidden_state[:, -(width + 1) : -1]
+        hidden = shared_prompt_hidden(decoder, base, prompt, ids, kept)
+        if hidden is None:
+            full = _full_sequence(prompt, ids, kept)
+            images = image_inputs(base, prompt["pixel_values"], prompt["image_grid_thw"])
+            # The hidden states that predict completion tokens: positions P-1 ... P+T-2.
+            hidden = decoder(**full, **images, use_cache=False).last_hidden_state[:, -(width + 1) : -1]
         logp = completion_logprobs(
             head, hidden, ids, kept, head.out_features, suppress_ids, temperature, max_logits
         )
     else:  # a model without a separable LM head: full logits of the last T+1 positions
-        logits = model(**common, **images, logits_to_keep=width + 1).logits[:, :-1, :]
+        full = _full_sequence(prompt, ids, kept)
+        images = image_inputs(model, prompt["pixel_values"], prompt["image_grid_thw"])
+        logits = model(**full, **images, logits_to_keep=width + 1, use_cache=False).logits[:, :-1, :]
         logp = completion_logprobs(
             torch.nn.Identity(), logits, ids, kept, logits.shape[-1], suppress_ids, temperature, max_logits
         )
     if width == mask.shape[1]:
         return logp
     return torch.cat([logp, logp.new_zeros(mask.shape[0], mask.shape[1] - width)], dim=1)
+
+
+def _full_sequence(prompt: dict[str, Tensor], ids: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """Prompt + completion tokens as one left-padded sequence per row."""
+    attention = prompt["attention_mask"]
+    return {
+        "input_ids": torch.cat([prompt["input_ids"], ids], dim=1),
+        "attention_mask": torch.cat([attention, mask.to(attention.dtype)], dim=1),
+        "mm_token_type_ids": torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(ids)], dim=1),
+    }
 
 
 def _leading_padding(attention_mask: Tensor) -> int:

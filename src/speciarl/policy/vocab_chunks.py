@@ -27,7 +27,9 @@ def _chosen_logprobs(
     temperature: float,
 ) -> Tensor:
     """log softmax(z / tau)[id] with z = project(h) and banned ids at -inf, for [M, H] hidden -> [M]."""
-    logits = project(hidden).float()
+    logits = project(hidden)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
     if banned is not None:
