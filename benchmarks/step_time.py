@@ -133,11 +133,12 @@ def run_ours(spec: Spec) -> Result:
         f"data.train.seed={spec.data_seed}",
         "data.val=null",
         f"rollout.max_new_tokens={spec.new_tokens}",
-        f"+rollout.min_new_tokens={spec.min_new_tokens}",
         f"algorithm.kl_coef={spec.kl_coef}",
         f"trainer.max_steps={spec.total_steps}",
         "trainer.enable_progress_bar=false",
     ]
+    if spec.min_new_tokens:
+        overrides.append(f"++rollout.min_new_tokens={spec.min_new_tokens}")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     out_dir = Path(tempfile.mkdtemp(prefix="bench-ours-"))
@@ -357,9 +358,10 @@ def child_main(name: str, spec: Spec) -> None:
 
 
 # ---------------------------------------------------------------------- parent
-def run_child(name: str, spec: Spec, timeout: float) -> Result:
+def run_child(name: str, spec: Spec, timeout: float, src_dir: Path | None = None) -> Result:
+    """One contender in a fresh interpreter; ``src_dir`` runs ``ours`` from another source tree."""
     env = dict(os.environ)
-    src = str(REPO / "src")
+    src = str(src_dir or REPO / "src")
     env["PYTHONPATH"] = src + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else src
     env.update(
         {
@@ -372,7 +374,8 @@ def run_child(name: str, spec: Spec, timeout: float) -> Result:
             "PYTHONWARNINGS": "ignore",
         }
     )
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--spec", json.dumps(asdict(spec))]
+    kind = name.split("@")[0]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--spec", json.dumps(asdict(spec))]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]
     if proc.returncode != 0 or not lines:
@@ -380,6 +383,7 @@ def run_child(name: str, spec: Spec, timeout: float) -> Result:
         raise RuntimeError(f"contender {name!r} failed (exit code {proc.returncode}); its output is above")
     payload = json.loads(lines[-1][len(RESULT_TAG) :])
     payload["load"] = tuple(payload["load"])
+    payload["contender"] = name
     return Result(**payload)
 
 
@@ -411,21 +415,22 @@ def summarise(results: dict[str, list[Result]], spec: Spec) -> dict[str, Any]:
         }
     med = {n: c["median_s"] for n, c in summary["contenders"].items()}
     rounds = len(next(iter(results.values())))
-    for other in ("trl", "floor"):
-        if "ours" in med and other in med:
-            summary[f"ours/{other}"] = med["ours"] / med[other]
-            summary[f"ours/{other}_per_round"] = [
-                statistics.median(results["ours"][i].step_seconds)
-                / statistics.median(results[other][i].step_seconds)
-                for i in range(rounds)
-            ]
-    if "ours" in results:
+    ours_like = [n for n in results if n.split("@")[0] == "ours"]
+    for mine in ours_like:
+        for other in ("trl", "floor"):
+            if other in med:
+                summary[f"{mine}/{other}"] = med[mine] / med[other]
+                summary[f"{mine}/{other}_per_round"] = [
+                    statistics.median(results[mine][i].step_seconds)
+                    / statistics.median(results[other][i].step_seconds)
+                    for i in range(rounds)
+                ]
         phases = {}
         for phase in PHASES:
-            values = [v for r in results["ours"] for v in r.phases.get(phase, [])]
+            values = [v for r in results[mine] for v in r.phases.get(phase, [])]
             phases[phase] = statistics.median(values) if values else 0.0
-        phases["other"] = max(0.0, med["ours"] - sum(phases.values()))
-        summary["ours_breakdown_s"] = phases
+        phases["other"] = max(0.0, med[mine] - sum(phases.values()))
+        summary[f"{mine}_breakdown_s"] = phases
     return summary
 
 
@@ -436,26 +441,28 @@ def report(summary: dict[str, Any]) -> str:
         f"{'exactly' if spec['force_length'] else 'up to'} {spec['new_tokens']} new tokens, "
         f"kl_coef {spec['kl_coef']}, {spec['threads']} thread(s), {spec['steps']} steps after "
         f"{spec['warmup']} warm-up, {len(next(iter(summary['contenders'].values()))['round_medians_s'])} round(s)",
-        f"{'contender':<10}{'median s':>10}{'min s':>9}{'peak RSS MiB':>14}{'RSS at start':>14}"
+        f"{'contender':<14}{'median s':>10}{'min s':>9}{'peak RSS MiB':>14}{'RSS at start':>14}"
         f"{'resp len':>10}  load (before, after)",
     ]
     for name, c in summary["contenders"].items():
         load = ", ".join(f"({a:.2f}, {b:.2f})" for a, b in c["load"])
         lines.append(
-            f"{name:<10}{c['median_s']:>10.3f}{c['min_s']:>9.3f}{c['peak_rss_mb']:>14.0f}"
+            f"{name:<14}{c['median_s']:>10.3f}{c['min_s']:>9.3f}{c['peak_rss_mb']:>14.0f}"
             f"{c['setup_rss_mb']:>14.0f}{c['response_length']:>10.1f}  {load}"
         )
-    for other in ("trl", "floor"):
-        key = f"ours/{other}"
-        if key in summary:
-            per_round = ", ".join(f"{x:.2f}" for x in summary[f"{key}_per_round"])
-            lines.append(f"{key:<12}{summary[key]:.2f}   (per round: {per_round})")
-    if "ours_breakdown_s" in summary:
-        total = summary["contenders"]["ours"]["median_s"]
+    ours_like = [n for n in summary["contenders"] if n.split("@")[0] == "ours"]
+    for mine in ours_like:
+        for other in ("trl", "floor"):
+            key = f"{mine}/{other}"
+            if key in summary:
+                per_round = ", ".join(f"{x:.2f}" for x in summary[f"{key}_per_round"])
+                lines.append(f"{key:<20}{summary[key]:.2f}   (per round: {per_round})")
+    for mine in ours_like:
+        total = summary["contenders"][mine]["median_s"]
         parts = ", ".join(
-            f"{k} {v:.3f} s ({100 * v / total:.0f}%)" for k, v in summary["ours_breakdown_s"].items()
+            f"{k} {v:.3f} s ({100 * v / total:.0f}%)" for k, v in summary[f"{mine}_breakdown_s"].items()
         )
-        lines.append(f"ours, median per phase: {parts}")
+        lines.append(f"{mine}, median per phase: {parts}")
     return "\n".join(lines)
 
 
@@ -472,6 +479,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--contenders", default=",".join(CONTENDERS))
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=SRC",
+        help="also run ours from another source tree (e.g. an older commit's src/), as ours@NAME",
+    )
     p.add_argument("--quick", action="store_true", help="CI smoke: tiny batch, 3 steps, one round")
     p.add_argument("--json", type=Path, help="also write the summary here")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per contender")
@@ -507,12 +521,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"unknown contenders {sorted(unknown)}: expected some of {CONTENDERS}")
     if "trl" in names and not trl_available():
         raise SystemExit("trl is not installed: pip install -e '.[bench]' (or pass --contenders ours,floor)")
+    sources: dict[str, Path | None] = {n: None for n in names}
+    for variant in args.variant:
+        label, _, path = variant.partition("=")
+        if not label or not (Path(path) / "speciarl" / "module.py").is_file():
+            raise SystemExit(f"--variant expects NAME=SRC with SRC/speciarl/module.py, got {variant!r}")
+        sources[f"ours@{label}"] = Path(path).resolve()
+    names = list(sources)
     results: dict[str, list[Result]] = {n: [] for n in names}
     for r in range(args.rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             started = time.perf_counter()
-            results[name].append(run_child(name, spec, args.timeout))
+            results[name].append(run_child(name, spec, args.timeout, sources[name]))
             print(f"[round {r + 1}/{args.rounds}] {name}: {time.perf_counter() - started:.0f} s", flush=True)
     summary = summarise(results, spec)
     summary["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}

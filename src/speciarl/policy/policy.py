@@ -19,7 +19,7 @@ from torch import Tensor
 
 from speciarl.data.prompts import chat_messages, prompt_text
 from speciarl.data.samples import Sample
-from speciarl.policy.shared_images import image_inputs
+from speciarl.policy.shared_images import direct_calls_allowed, image_inputs
 from speciarl.policy.shared_prompts import shared_prompt_hidden
 from speciarl.policy.vocab_chunks import DEFAULT_MAX_LOGITS, completion_logprobs
 
@@ -174,7 +174,7 @@ def token_logprobs(
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     head = base.get_output_embeddings()
     decoder = getattr(base, "model", None)
-    if decoder is not None and isinstance(head, torch.nn.Linear):
+    if decoder is not None and isinstance(head, torch.nn.Linear) and direct_calls_allowed(model):
         hidden = shared_prompt_hidden(decoder, base, prompt, ids, kept)
         if hidden is None:
             full = _full_sequence(prompt, ids, kept)
@@ -184,7 +184,7 @@ def token_logprobs(
         logp = completion_logprobs(
             head, hidden, ids, kept, head.out_features, suppress_ids, temperature, max_logits
         )
-    else:  # a model without a separable LM head: full logits of the last T+1 positions
+    else:  # no separable LM head, or a sharded model: full logits of the last T+1 positions
         full = _full_sequence(prompt, ids, kept)
         images = image_inputs(model, prompt["pixel_values"], prompt["image_grid_thw"])
         logits = model(**full, **images, logits_to_keep=width + 1, use_cache=False).logits[:, :-1, :]

@@ -41,6 +41,18 @@ def distinct_image_index(pixel_values: Tensor, image_grid_thw: Tensor) -> list[i
     return index
 
 
+def direct_calls_allowed(model: torch.nn.Module) -> bool:
+    """True when the model's parts may be called directly (no FSDP wrapper, no sharded DTensor parameters).
+
+    The fast paths call the vision tower, the backbone and the LM head one by one; sharded
+    models gather their parameters only in the root forward, so they take the stock call.
+    """
+    for module in model.modules():
+        if "FullyShardedDataParallel" in type(module).__name__ or hasattr(module, "_fsdp_wrapped_module"):
+            return False
+    return not any(type(p).__name__ == "DTensor" for p in model.parameters())
+
+
 def _accepts_encoder_outputs(model: torch.nn.Module) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return hasattr(base, "get_image_features") and (
@@ -56,7 +68,7 @@ def image_inputs(model: torch.nn.Module, pixel_values: Tensor, image_grid_thw: T
     "image_grid_thw"}``; ``image_grid_thw`` stays per image since positions need it.
     """
     stock = {"pixel_values": pixel_values, "image_grid_thw": image_grid_thw}
-    if image_grid_thw.shape[0] < 2 or not _accepts_encoder_outputs(model):
+    if image_grid_thw.shape[0] < 2 or not _accepts_encoder_outputs(model) or not direct_calls_allowed(model):
         return stock
     index = distinct_image_index(pixel_values, image_grid_thw)
     if index[-1] + 1 == len(index):

@@ -10,7 +10,7 @@ tests/integration/test_shared_prefill.py checks both.
 
 Qwen2-VL-style models need their multimodal rope offsets for the continuation: they are
 computed from the full prompts and set where ``generate`` reads them. Other models, and a
-model with gradient checkpointing on (no cache), take the stock call.
+model with gradient checkpointing on (no cache) and sharded (FSDP) models take the stock call.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from speciarl.policy.policy import PromptBatch
+from speciarl.policy.shared_images import direct_calls_allowed
 
 
 @torch.no_grad()
@@ -39,6 +40,7 @@ def prefilled_generate_inputs(
         or prompts.input_ids.shape[1] < 2
         or not bool(prompts.attention_mask[:, -1].bool().all())  # left padding: last column is real
         or any(getattr(m, "gradient_checkpointing", False) and m.training for m in decoder.modules())
+        or not direct_calls_allowed(model)
     ):
         return None
     positions, deltas = decoder.get_rope_index(
