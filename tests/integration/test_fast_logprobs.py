@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from speciarl.data.synthetic import SyntheticShapes
+from speciarl.policy.loading import apply_lora
 from speciarl.policy.policy import Rollout, token_logprobs
 from speciarl.policy.shared_images import distinct_image_index, image_inputs
 from speciarl.policy.shared_prompts import prompt_owner, shared_prompt_hidden
@@ -181,3 +182,22 @@ def test_vocabulary_chunk_budget_must_hold_a_row(tiny_policy_fresh):
     rollout = _rollout(policy, [data[0]], group_size=1, lengths=[2], width=2)
     with pytest.raises(ValueError, match="max_logits"):
         token_logprobs(policy.model, rollout, policy.suppress_ids, max_logits=10)
+
+
+def test_lora_reference_pass_through_the_shared_prompt_path(policy64):
+    """The KL reference of a LoRA policy (adapter disabled) is the base model's, on the fast path."""
+    policy = policy64
+    data = SyntheticShapes(2, seed=9)
+    rollout = _rollout(policy, [data[0], data[1]], group_size=3, lengths=[4, 2, 5, 5, 1, 3], width=5)
+    with torch.no_grad():
+        base_logp = _reference_logprobs(policy, rollout)
+    model = apply_lora(policy.model, r=4, alpha=8)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+        adapted = token_logprobs(model, rollout, policy.suppress_ids)
+        with model.disable_adapter():
+            reference = token_logprobs(model, rollout, policy.suppress_ids)
+    assert torch.allclose(reference, base_logp, atol=VALUE_TOL, rtol=0)
+    assert (adapted - base_logp).abs().max() > 1e-4, "the adapter should change the policy"
