@@ -3,7 +3,8 @@
 Generation and the training forward must see the same distribution, or PPO ratios drift. Three
 things make them agree to ~1e-6 on Qwen2.5-VL: the same suppressed special tokens are masked
 in both, ``mm_token_type_ids`` is passed in the training forward (zeros for completion tokens),
-and each image's patch block is repeated for its G rollouts, not its rows.
+and each image's patch block is repeated for its G rollouts, not its rows (the forward then
+encodes each distinct image once: ``shared_images``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from torch import Tensor
 from speciarl.algorithms import entropy_from_logits
 from speciarl.data.prompts import chat_messages, prompt_text
 from speciarl.data.samples import Sample
+from speciarl.policy.shared_images import direct_calls_allowed, image_inputs
+from speciarl.policy.shared_prompts import shared_prompt_hidden
+from speciarl.policy.vocab_chunks import DEFAULT_MAX_LOGITS, completion_logprobs
 
 
 @dataclass
@@ -201,14 +205,18 @@ def token_logprobs(
     rollout: Rollout,
     suppress_ids: Sequence[int] = (),
     temperature: float = 1.0,
+    max_logits: int = DEFAULT_MAX_LOGITS,
 ) -> Tensor:
     """log pi(token_t | prefix) for every completion token, [N, T]; 0 where masked out.
 
-    Only the last T+1 positions are projected to the vocabulary, and suppressed tokens get the
-    same -inf that generation gave them, so the two distributions agree.
+    Suppressed tokens get the same -inf that generation gave them, so the two distributions
+    agree. Savings, each exact: columns that are padding in every row are cut off (left prompt
+    padding, completion tail past the longest response); a prompt shared by G rollouts runs
+    once (``shared_prompts``), else each distinct image goes through the vision tower once
+    (``shared_images``); only real completion positions are projected to the vocabulary, in
+    chunks of at most ``max_logits`` logits (``vocab_chunks``).
     """
-    logits = _completion_logits(model, rollout, suppress_ids, temperature)
-    return _picked_logprobs(logits, rollout)
+    return _fast_token_logprobs(model, rollout, suppress_ids, temperature, max_logits)
 
 
 def token_logprobs_with_entropy(
@@ -230,8 +238,8 @@ def _completion_logits(
 ) -> Tensor:
     """Float logits predicting each completion token, [N, T, V], suppressed ids at -inf."""
     prompts = rollout.prompts
-    ids = rollout.completion_ids
     mask = rollout.completion_mask
+    ids = rollout.completion_ids
     width = ids.shape[1]
     input_ids = torch.cat([prompts.input_ids, ids], dim=1)
     attention = torch.cat([prompts.attention_mask, mask.to(prompts.attention_mask.dtype)], dim=1)
@@ -258,6 +266,68 @@ def _picked_logprobs(logits: Tensor, rollout: Rollout) -> Tensor:
     picked = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     logp = picked - torch.logsumexp(logits, dim=-1)
     return torch.where(rollout.completion_mask, logp, torch.zeros_like(logp))
+
+
+def _fast_token_logprobs(
+    model: torch.nn.Module,
+    rollout: Rollout,
+    suppress_ids: Sequence[int],
+    temperature: float,
+    max_logits: int,
+) -> Tensor:
+    """The body of ``token_logprobs``: trimmed, shared-prefill, chunked-vocabulary log-probs."""
+    prompts = rollout.prompts
+    mask = rollout.completion_mask
+    left = _leading_padding(prompts.attention_mask)
+    width = max(1, int(mask.sum(-1).max()))
+    ids = rollout.completion_ids[:, :width]
+    kept = mask[:, :width]
+    prompt = {
+        "input_ids": prompts.input_ids[:, left:],
+        "attention_mask": prompts.attention_mask[:, left:],
+        "mm_token_type_ids": prompts.mm_token_type_ids[:, left:],
+        "pixel_values": prompts.pixel_values,
+        "image_grid_thw": prompts.image_grid_thw,
+    }
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings()
+    decoder = getattr(base, "model", None)
+    if decoder is not None and isinstance(head, torch.nn.Linear) and direct_calls_allowed(model):
+        hidden = shared_prompt_hidden(decoder, base, prompt, ids, kept)
+        if hidden is None:
+            full = _full_sequence(prompt, ids, kept)
+            images = image_inputs(base, prompt["pixel_values"], prompt["image_grid_thw"])
+            # The hidden states that predict completion tokens: positions P-1 ... P+T-2.
+            hidden = decoder(**full, **images, use_cache=False).last_hidden_state[:, -(width + 1) : -1]
+        logp = completion_logprobs(
+            head, hidden, ids, kept, head.out_features, suppress_ids, temperature, max_logits
+        )
+    else:  # no separable LM head, or a sharded model: full logits of the last T+1 positions
+        full = _full_sequence(prompt, ids, kept)
+        images = image_inputs(model, prompt["pixel_values"], prompt["image_grid_thw"])
+        logits = model(**full, **images, logits_to_keep=width + 1, use_cache=False).logits[:, :-1, :]
+        logp = completion_logprobs(
+            torch.nn.Identity(), logits, ids, kept, logits.shape[-1], suppress_ids, temperature, max_logits
+        )
+    if width == mask.shape[1]:
+        return logp
+    return torch.cat([logp, logp.new_zeros(mask.shape[0], mask.shape[1] - width)], dim=1)
+
+
+def _full_sequence(prompt: dict[str, Tensor], ids: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """Prompt + completion tokens as one left-padded sequence per row."""
+    attention = prompt["attention_mask"]
+    return {
+        "input_ids": torch.cat([prompt["input_ids"], ids], dim=1),
+        "attention_mask": torch.cat([attention, mask.to(attention.dtype)], dim=1),
+        "mm_token_type_ids": torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(ids)], dim=1),
+    }
+
+
+def _leading_padding(attention_mask: Tensor) -> int:
+    """Number of leading columns that are padding in every row (prompts are left-padded)."""
+    real = attention_mask.bool().any(dim=0)
+    return int(real.int().argmax()) if bool(real.any()) else 0
 
 
 def resolve_model_path(path: str | Path, allow_download: bool = False) -> str:

@@ -48,10 +48,15 @@ class TaxonomyJudge:
     later judge will take it over).
     """
 
+    # Verdicts are a pure function of the pair, so they are memoised; the bound keeps a long run
+    # with free-form answers from growing without limit (the memo is simply started afresh).
+    MEMO_LIMIT = 200_000
+
     def __init__(self, taxonomy: Taxonomy, unresolved_as_wrong: bool = True) -> None:
         self.taxonomy = taxonomy
         self.unresolved_as_wrong = unresolved_as_wrong
         self.identity = "taxonomy-v1"
+        self._memo: dict[tuple[str, str | None], Judgement] = {}
 
     def judge_one(self, ground_truth: str, prediction: str | None) -> Judgement:
         if prediction is None:
@@ -66,7 +71,16 @@ class TaxonomyJudge:
             raise ValueError(
                 f"judge got {len(ground_truths)} ground truths for {len(predictions)} predictions"
             )
-        return [self.judge_one(g, p) for g, p in zip(ground_truths, predictions, strict=True)]
+        if len(self._memo) > self.MEMO_LIMIT:
+            self._memo.clear()
+        memo = self._memo
+        verdicts = []
+        for pair in zip(ground_truths, predictions, strict=True):
+            verdict = memo.get(pair)
+            if verdict is None:
+                verdict = memo[pair] = self.judge_one(*pair)
+            verdicts.append(verdict)
+        return verdicts
 
     def _place(self, ground_truth: str, prediction: str) -> Judgement:
         pred_norm = _LEADING_ARTICLE.sub("", normalize_label(prediction))
