@@ -263,7 +263,8 @@ def test_entropy_of_a_real_policy_is_bounded(tiny_policy_fresh):
         plain = token_logprobs(policy.model, rollout, policy.suppress_ids)
     vocab = policy.model.get_output_embeddings().weight.shape[0]
     mask = rollout.completion_mask
-    assert torch.equal(logp, plain)
+    # The plain path is the fast one (shared prefill, chunked vocabulary): equal up to float rounding.
+    torch.testing.assert_close(logp, plain, atol=1e-5, rtol=0)
     # 0 < H <= ln(number of tokens the policy may emit), the uniform distribution's entropy
     assert torch.all(entropy[mask] > 0)
     assert torch.all(entropy[mask] <= math.log(vocab - len(set(policy.suppress_ids))) + 1e-4)
