@@ -32,6 +32,8 @@ CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 BENCHMARK_OVERRIDES = ("data=shapes_benchmark", "model=tiny_benchmark", "logger=none")
 SCOPES = ("in_domain", "out_of_domain")
 SLICES = tuple(f"{d}/{k}" for d in SCOPES for k in ("easy", "hard", "unknowable"))
+# What the answers were (shares of greedy answers): the "why" behind a C or S figure.
+ANSWER_SHARES = ("frac_specific", "frac_less_specific", "frac_generic", "frac_wrong")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,26 @@ def compose_config(arm: Arm, seed: int, steps: int, out: Path, extra: Sequence[s
         return compose("train", overrides=overrides)
 
 
+def job_key(job: Job) -> str:
+    """What a job's result depends on (arm, overrides, steps, the base model's recipe), hashed.
+
+    A result in ``--out`` is read back only under the same key, so changing the benchmark's warm
+    start (or any override) reruns the jobs instead of mixing old figures into a new table.
+    """
+    import hashlib
+
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(job.arm, job.seed, job.steps, job.out, job.extra)
+    payload = {
+        "arm": [job.arm.mode, *job.arm.overrides, job.arm.best_of],
+        "extra": list(job.extra),
+        "steps": {"rl": job.steps, "sft": job.sft_steps}.get(job.arm.mode, 0),
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Train (or not) and evaluate one arm for one seed; writes and returns its figures."""
     import torch
@@ -162,6 +184,8 @@ def run_job(job: Job) -> dict[str, Any]:
     figures.update({k: v for k, v in summarize_records(records, by_tag="slice").items() if k != "all"})
     result = {
         "arm": job.arm.name,
+        "key": job_key(job),
+        "top_wrong_answers": top_wrong_answers(records),
         "label": job.arm.label or job.arm.name,
         "seed": job.seed,
         "steps": steps,
@@ -173,6 +197,22 @@ def run_job(job: Job) -> dict[str, Any]:
     }
     (out / f"seed{job.seed}.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def top_wrong_answers(records: Sequence[Any], per_slice: int = 5) -> dict[str, list[list[Any]]]:
+    """Per slice, the most frequent wrong (label, answer) pairs with their counts: what went wrong."""
+    from collections import Counter
+
+    from speciarl.verifier.categories import Category
+
+    counts: dict[str, Counter] = {}
+    for r in records:
+        if r.judgement == Category.WRONG:
+            counts.setdefault(r.tags.get("slice", "all"), Counter())[(r.label, r.prediction)] += 1
+    return {
+        s: [[label, answer, n] for (label, answer), n in c.most_common(per_slice)]
+        for s, c in sorted(counts.items())
+    }
 
 
 def supervised_baseline(policy: Any, seed: int, steps: int) -> list[float]:
@@ -204,8 +244,8 @@ def aggregate(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"arm": name, "label": runs[0]["label"], "seeds": [r["seed"] for r in runs]}
         row["steps"] = runs[0]["steps"]
         for scope in ("all", *SCOPES, *SLICES):
-            for metric in ("correctness", "specificity", "hm"):
-                vals = [r["figures"][scope][metric] for r in runs if scope in r["figures"]]
+            for metric in ("correctness", "specificity", "hm", *ANSWER_SHARES):
+                vals = [r["figures"][scope].get(metric) for r in runs if scope in r["figures"]]
                 row[f"{scope}:{metric}"] = _mean_sd(vals)
         row["zero_variance_groups"] = _mean_sd([r["zero_variance_groups"] for r in runs])
         row["zero_variance_first_25"] = _mean_sd([r["zero_variance_first_25"] for r in runs])
@@ -246,6 +286,16 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         cells = [
             f"{_cell(r[f'{s}:correctness'], False)} / {_cell(r[f'{s}:specificity'], False)}" for s in SLICES
         ]
+        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "What the answers were, per domain (share of answers: leaf / type / family / wrong, mean over seeds):",
+        "",
+        "| method | " + " | ".join(SCOPES) + " |",
+        "|---|" + "---|" * len(SCOPES),
+    ]
+    for r in rows:
+        cells = [" / ".join(_cell(r[f"{s}:{m}"], False) for m in ANSWER_SHARES) for s in SCOPES]
         lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -299,8 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for arm in arms
     ]
     # Jobs already in --out (same steps) are read back, so an interrupted table resumes.
-    done = [r for r in map(_finished, jobs) if r is not None]
-    todo = [j for j in jobs if _finished(j) is None]
+    finished = [_finished(j) for j in jobs]
+    done = [r for r in finished if r is not None]
+    todo = [j for j, r in zip(jobs, finished, strict=True) if r is None]
     log.info("%d jobs to run, %d read back from %s", len(todo), len(done), out / "runs")
     # Longest jobs first, so the two workers finish together.
     todo.sort(key=lambda j: j.arm.mode != "rl")
@@ -327,13 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _finished(job: Job) -> dict[str, Any] | None:
-    """The job's result if ``--out`` already holds it for the same number of steps."""
+    """The job's result if ``--out`` already holds it for the same arm, steps and base model."""
     path = job.out / "runs" / job.arm.name / f"seed{job.seed}.json"
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
-    expected = {"rl": job.steps, "sft": job.sft_steps}.get(job.arm.mode, 0)
-    return result if result.get("steps") == expected else None
+    return result if result.get("key") == job_key(job) else None
 
 
 def _ensure_base(out: Path, extra: Sequence[str]) -> None:

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from speciarl.reproduce import GRIDS, MAIN_ARMS, SLICES, aggregate, markdown_table, plot
+from speciarl.evaluation import EvalRecord
+from speciarl.reproduce import (
+    GRIDS,
+    MAIN_ARMS,
+    SLICES,
+    Job,
+    _finished,
+    aggregate,
+    job_key,
+    markdown_table,
+    plot,
+    top_wrong_answers,
+)
+from speciarl.verifier.categories import Category
 
 
 def _figures(c: float, s: float) -> dict:
@@ -68,3 +82,38 @@ def test_every_paper_arm_and_grid_is_listed():
         f"grpo_{r}_G{g}" for r in ("speciarl", "reward3") for g in (4, 8, 16)
     )
     assert len(GRIDS["noisy"]) == 3
+
+
+def test_answer_shares_table_reads_the_frac_figures():
+    result = _result("rl", 0, 0.75, 0.5, 0.1)
+    result["figures"]["in_domain"].update(
+        frac_specific=0.5, frac_less_specific=0.125, frac_generic=0.125, frac_wrong=0.25
+    )
+    table = markdown_table(aggregate([result]))
+    # leaf / type / family / wrong in domain; out of domain has no shares, so dashes
+    assert "| rl | 0.50 / 0.12 / 0.12 / 0.25 | - / - / - / - |" in table
+
+
+def test_top_wrong_answers_counts_only_wrong_verdicts_per_slice():
+    records = [
+        EvalRecord("a", "azure circle", "angular", "", Category.WRONG, {"slice": "in_domain/easy"}),
+        EvalRecord("b", "azure circle", "angular", "", Category.WRONG, {"slice": "in_domain/easy"}),
+        EvalRecord("c", "lime oval", "ring", "", Category.WRONG, {"slice": "in_domain/easy"}),
+        EvalRecord("d", "lime oval", "round", "", Category.GENERIC, {"slice": "in_domain/easy"}),
+        EvalRecord("e", "amber star", "star", "", Category.LESS_SPECIFIC, {"slice": "out_of_domain/hard"}),
+    ]
+    assert top_wrong_answers(records) == {
+        "in_domain/easy": [["azure circle", "angular", 2], ["lime oval", "ring", 1]]
+    }
+
+
+def test_a_result_is_read_back_only_for_the_same_model_and_steps(tmp_path):
+    arm = next(a for a in MAIN_ARMS if a.name == "grpo_speciarl")
+    job = Job(arm, 0, 20, 300, tmp_path)
+    folder = tmp_path / "runs" / arm.name
+    folder.mkdir(parents=True)
+    (folder / "seed0.json").write_text(json.dumps({"arm": arm.name, "key": job_key(job), "steps": 20}))
+    assert _finished(job)["steps"] == 20
+    assert _finished(Job(arm, 0, 30, 300, tmp_path)) is None  # other step count
+    other_base = Job(arm, 0, 20, 300, tmp_path, ("model.phases.0.steps=10",))
+    assert _finished(other_base) is None  # other warm-start recipe: rerun, never mix

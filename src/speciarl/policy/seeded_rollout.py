@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from speciarl.data.samples import Sample
-from speciarl.policy.policy import Policy, PromptBatch, Rollout
+from speciarl.policy.policy import Policy, PromptBatch, Rollout, concat_rollouts
 from speciarl.policy.rollout import HFRollout
 
 
@@ -24,41 +24,6 @@ def sample_seed(seed: int, sample_id: str, call: int) -> int:
     """A 63-bit seed from sha256("seed:sample_id:call"): stable across processes and platforms."""
     digest = hashlib.sha256(f"{seed}:{sample_id}:{call}".encode()).digest()
     return int.from_bytes(digest[:8], "little") % (2**63)
-
-
-def concat_rollouts(parts: Sequence[Rollout], pad_id: int, eos_id: int) -> Rollout:
-    """Rows of every part in order; prompts re-padded on the left, completions on the right."""
-    if not parts:
-        raise ValueError("nothing to concatenate")
-    group_size = parts[0].group_size
-    if any(p.group_size != group_size for p in parts):
-        raise ValueError("rollouts with different group sizes cannot be concatenated")
-    prompt_width = max(p.prompts.input_ids.shape[1] for p in parts)
-    width = max(p.completion_ids.shape[1] for p in parts)
-
-    def left(t: torch.Tensor, value: int) -> torch.Tensor:
-        pad = prompt_width - t.shape[1]
-        return t if pad == 0 else torch.cat([t.new_full((t.shape[0], pad), value), t], dim=1)
-
-    def right(t: torch.Tensor, value: Any) -> torch.Tensor:
-        pad = width - t.shape[1]
-        return t if pad == 0 else torch.cat([t, t.new_full((t.shape[0], pad), value)], dim=1)
-
-    prompts = PromptBatch(
-        input_ids=torch.cat([left(p.prompts.input_ids, pad_id) for p in parts]),
-        attention_mask=torch.cat([left(p.prompts.attention_mask, 0) for p in parts]),
-        mm_token_type_ids=torch.cat([left(p.prompts.mm_token_type_ids, 0) for p in parts]),
-        pixel_values=torch.cat([p.prompts.pixel_values for p in parts]),
-        image_grid_thw=torch.cat([p.prompts.image_grid_thw for p in parts]),
-    )
-    return Rollout(
-        prompts=prompts,
-        completion_ids=torch.cat([right(p.completion_ids, eos_id) for p in parts]),
-        completion_mask=torch.cat([right(p.completion_mask, False) for p in parts]),
-        texts=[t for p in parts for t in p.texts],
-        truncated=torch.cat([p.truncated for p in parts]),
-        group_size=group_size,
-    )
 
 
 class SeededHFRollout(HFRollout):
