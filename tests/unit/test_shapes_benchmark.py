@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from speciarl.data.shapes_benchmark import (
@@ -17,7 +19,7 @@ from speciarl.data.shapes_benchmark import (
 )
 from speciarl.policy.loading import warm_start_spec
 from speciarl.policy.tiny import TinyQwenSpec
-from speciarl.policy.warm_start import Phase, WarmStartSpec, _normalised
+from speciarl.policy.warm_start import Phase, WarmStartSpec, _normalised, ensure_warm_started
 
 
 def test_parent_answer_stability_hand_worked():
@@ -123,3 +125,48 @@ def test_label_weights_are_normalised_or_refused():
         _normalised((1, -1, 1))
     with pytest.raises(ValueError, match="three non-negative"):
         _normalised((0, 0, 0))
+
+
+def test_the_shipped_benchmark_base_is_the_configured_recipe():
+    from omegaconf import OmegaConf
+
+    from speciarl.policy.warm_start import SHIPPED_DIR
+    from speciarl.train import CONF_DIR
+
+    model = OmegaConf.load(f"{CONF_DIR}/model/tiny_benchmark.yaml")
+    spec = warm_start_spec(OmegaConf.to_container(model.phases), list(model.hard_types))
+    folder = SHIPPED_DIR / f"warm-{spec.fingerprint(TinyQwenSpec())}"
+    # A recipe change without a re-shipped base would silently train a different base.
+    assert (folder / "model.safetensors").is_file(), f"no shipped base for the configured recipe: {folder}"
+    info = json.loads((folder / "speciarl_warm_start.json").read_text())
+    assert [p["steps"] for p in info["spec"]["phases"]] == [p["steps"] for p in model.phases]
+    assert info["spec"]["hard_types"] == list(model.hard_types)
+
+
+def test_the_default_base_is_shipped_too():
+    from speciarl.policy.warm_start import SHIPPED_DIR
+
+    # The README's default-run figures were measured on this base.
+    assert (
+        SHIPPED_DIR / f"warm-{WarmStartSpec().fingerprint(TinyQwenSpec())}" / "model.safetensors"
+    ).is_file()
+
+
+def test_a_shipped_warm_start_is_copied_not_built(tmp_path, monkeypatch):
+    from speciarl.policy import warm_start
+
+    spec = WarmStartSpec(phases=(Phase(1, 1e-3, 1, 0, 0),), seed=99)
+    base = TinyQwenSpec()
+    shipped = tmp_path / "shipped"
+    name = f"warm-{spec.fingerprint(base)}"
+    (shipped / name).mkdir(parents=True)
+    (shipped / name / "config.json").write_text("{}")
+    (shipped / name / "marker.txt").write_text("shipped copy")
+    monkeypatch.setattr(warm_start, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(warm_start, "supervised_warm_start", _must_not_train)
+    folder = ensure_warm_started(base, spec, tmp_path / "cache")
+    assert folder.name == name and (folder / "marker.txt").read_text() == "shipped copy"
+
+
+def _must_not_train(*args, **kwargs):
+    raise AssertionError("a shipped warm start must not be trained again")
