@@ -275,29 +275,25 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         zv = f"{_cell(r['zero_variance_groups'], False)} / {_cell(r['zero_variance_first_25'], False)}"
         seeds = ",".join(str(s) for s in r["seeds"])
         lines.append(f"| {r['label']} | {r['steps']} | {seeds} | " + " | ".join(cells) + f" | {zv} |")
-    lines += [
-        "",
-        "Per kind, C / S (mean over seeds):",
-        "",
-        "| method | " + " | ".join(SLICES) + " |",
-        "|---|" + "---|" * len(SLICES),
-    ]
-    for r in rows:
-        cells = [
-            f"{_cell(r[f'{s}:correctness'], False)} / {_cell(r[f'{s}:specificity'], False)}" for s in SLICES
-        ]
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
+    lines += _slash_table(rows, "Per kind, C / S (mean over seeds):", SLICES, ("correctness", "specificity"))
+    lines += _slash_table(
+        rows,
         "What the answers were, per domain (share of answers: leaf / type / family / wrong, mean over seeds):",
-        "",
-        "| method | " + " | ".join(SCOPES) + " |",
-        "|---|" + "---|" * len(SCOPES),
-    ]
-    for r in rows:
-        cells = [" / ".join(_cell(r[f"{s}:{m}"], False) for m in ANSWER_SHARES) for s in SCOPES]
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+        SCOPES,
+        ANSWER_SHARES,
+    )
     return "\n".join(lines) + "\n"
+
+
+def _slash_table(
+    rows: Sequence[dict[str, Any]], title: str, columns: Sequence[str], metrics: Sequence[str]
+) -> list[str]:
+    """A titled table with one column per scope, each cell the metrics' means joined by " / "."""
+    lines = ["", title, "", "| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for r in rows:
+        cells = [" / ".join(_cell(r[f"{c}:{m}"], False) for m in metrics) for c in columns]
+        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
