@@ -73,19 +73,7 @@ def test_tiered_judge_caches_across_runs(tmp_path, capsys):
         assert verify(compose_verify(f"input={source}", *overrides)) == 0
         calls_again = len(server.completions) - calls
     out = capsys.readouterr().out
-    assert calls == 1  # the misspelling, asked once for its two lines
-    assert calls_again == 0
-    rows = [json.loads(line) for line in (tmp_path / "pairs.verdicts.jsonl").read_text().splitlines()]
-    assert [r["verdict"] for r in rows] == [
-        "specific",
-        "less specific",
-        "generic",
-        "parse failure",
-        "specific",
-        "specific",
-    ]
-    assert "agreement with human verdicts: 0.667 over 3 pairs" in out
-    assert "cache 2" in out and "llm 0" in out
+    assert_second_run_read_the_cache(calls, calls_again, tmp_path / "pairs.verdicts.jsonl", out)
 
 
 @pytest.mark.slow
@@ -110,9 +98,14 @@ def test_the_command_line_with_the_tiered_judge_caches_across_processes(tmp_path
         calls_again = len(server.completions) - calls
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
+    assert_second_run_read_the_cache(calls, calls_again, tmp_path / "out.jsonl", second.stdout)
+
+
+def assert_second_run_read_the_cache(calls: int, calls_again: int, verdicts: Path, printed: str) -> None:
+    """The tiered judge asked the LLM once (the misspelling), and the rerun only read the cache."""
     assert calls == 1  # the misspelling, asked once for its two lines
     assert calls_again == 0
-    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in verdicts.read_text().splitlines()]
     assert [r["verdict"] for r in rows] == [
         "specific",
         "less specific",
@@ -121,5 +114,5 @@ def test_the_command_line_with_the_tiered_judge_caches_across_processes(tmp_path
         "specific",
         "specific",
     ]
-    assert "agreement with human verdicts: 0.667 over 3 pairs" in second.stdout
-    assert "cache 2" in second.stdout and "llm 0" in second.stdout
+    assert "agreement with human verdicts: 0.667 over 3 pairs" in printed
+    assert "cache 2" in printed and "llm 0" in printed
