@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,17 @@ def scopes(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     ordered = [d for d in DATASET_ORDER if d in names] + sorted(names - set(DATASET_ORDER))
     groups = {g for r in results for g in r.get("groups", {})}
     return [("dataset", d) for d in ordered] + [("group", g) for g in GROUPS if g in groups]
+
+
+def _each_figures(
+    results: Sequence[Mapping[str, Any]],
+) -> Iterator[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]]:
+    """(kind, name, result, figures) for every scope, then every method that has figures there."""
+    for kind, name in scopes(results):
+        for r in results:
+            f = _figures(r, kind, name)
+            if f is not None:
+                yield kind, name, r, f
 
 
 def _figures(result: Mapping[str, Any], kind: str, name: str) -> Mapping[str, Any] | None:
@@ -78,16 +89,12 @@ def markdown_report(results: Sequence[Mapping[str, Any]]) -> str:
         "| scope | method | correctness | specificity | HM | N |",
         "|---|---|---|---|---|---|",
     ]
-    for kind, name in scopes(results):
-        for r in results:
-            f = _figures(r, kind, name)
-            if f is None:
-                continue
-            n = f.get("n", "-") if kind == "dataset" else "-"
-            lines.append(
-                f"| {_label(kind, name, r)} | {r['method']} | {_num(f.get('correctness'))} | "
-                f"{_num(f.get('specificity'))} | {_num(f.get('hm'))} | {n} |"
-            )
+    for kind, name, r, f in _each_figures(results):
+        n = f.get("n", "-") if kind == "dataset" else "-"
+        lines.append(
+            f"| {_label(kind, name, r)} | {r['method']} | {_num(f.get('correctness'))} | "
+            f"{_num(f.get('specificity'))} | {_num(f.get('hm'))} | {n} |"
+        )
     lines += [
         "",
         "## Category breakdown (share of N)",
@@ -97,13 +104,8 @@ def markdown_report(results: Sequence[Mapping[str, Any]]) -> str:
         + " | judge errors | skipped images |",
         "|---|---|" + "---|" * (len(CATEGORY_ORDER) + 2),
     ]
-    for kind, name in scopes(results):
-        if kind != "dataset":
-            continue
-        for r in results:
-            f = _figures(r, kind, name)
-            if f is None:
-                continue
+    for kind, name, r, f in _each_figures(results):
+        if kind == "dataset":
             shares = " | ".join(_num(f.get("fractions", {}).get(c, 0.0)) for c in CATEGORY_ORDER)
             lines.append(
                 f"| {name} | {r['method']} | {shares} | {f.get('judge_errors', 0)} | {f.get('skipped_images', 0)} |"
@@ -131,14 +133,11 @@ def markdown_report(results: Sequence[Mapping[str, Any]]) -> str:
         "| scope | method | text inclusion | semantic similarity |",
         "|---|---|---|---|",
     ]
-    for kind, name in scopes(results):
-        for r in results:
-            f = _figures(r, kind, name)
-            if f is not None:
-                lines.append(
-                    f"| {_label(kind, name, r)} | {r['method']} | {_num(f.get('text_inclusion'))} | "
-                    f"{_num(f.get('semantic_similarity'))} |"
-                )
+    for kind, name, r, f in _each_figures(results):
+        lines.append(
+            f"| {_label(kind, name, r)} | {r['method']} | {_num(f.get('text_inclusion'))} | "
+            f"{_num(f.get('semantic_similarity'))} |"
+        )
     notes = sorted({r.get("semantic_similarity_note", "") for r in results} - {""})
     if notes:
         lines += [""] + [f"_{n}_" for n in notes]
