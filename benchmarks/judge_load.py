@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import sys
 import tempfile
 import time
 import zlib
@@ -34,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.taxonomy import Taxonomy
 from speciarl.data.synthetic import (
     COLOUR_SYNONYMS,
     COLOURS,
@@ -42,10 +45,10 @@ from speciarl.data.synthetic import (
     TYPE_SYNONYMS,
     shapes_taxonomy,
 )
-from speciarl.data.taxonomy import Taxonomy
 from speciarl.verifier.cache import SqliteVerdictCache
-from speciarl.verifier.categories import Category, Judgement, Outcome, normalize_label
-from speciarl.verifier.chat_server import ChatCompletionsServer, judging_responder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test-only judge server
+from chat_server import ChatCompletionsServer, judging_responder  # noqa: E402
 from speciarl.verifier.llm_http import LLMHttpJudge
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 from speciarl.verifier.tiered import TieredJudge

@@ -187,10 +187,10 @@ def run_trl(spec: Spec) -> Result:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from speciarl.core.categories import extract_answer
     from speciarl.data.synthetic import shapes_taxonomy
     from speciarl.policy.loading import tiny_policy
-    from speciarl.rewards import SpeciaRLReward
-    from speciarl.verifier.categories import extract_answer
+    from speciarl.rl.rewards import SpeciaRLReward
     from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
     policy = tiny_policy()

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from speciarl.verifier.categories import Category
+from speciarl.core.categories import Category
 from speciarl.verifier.judge_prompt import BATCH_SYSTEM_PROMPT, SYSTEM_PROMPT, pair_message
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]

@@ -30,15 +30,15 @@ from lightning.pytorch import seed_everything
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from speciarl.benchmark_metrics import dataset_figures, group_figures, text_inclusion
-from speciarl.evaluation import best_judgement
-from speciarl.loggers import finish_wandb
+from speciarl.core.categories import Category, Outcome, extract_answer, parse_judgement
+from speciarl.evaluation.figures import dataset_figures, group_figures, text_inclusion
+from speciarl.evaluation.loop import best_judgement
+from speciarl.evaluation.prediction_log import PredictionLog
+from speciarl.evaluation.report import write_report
+from speciarl.evaluation.semantic_similarity import SentenceEmbedder, load_embedder
 from speciarl.policy.policy import Policy
-from speciarl.prediction_log import PredictionLog
-from speciarl.report import write_report
-from speciarl.semantic_similarity import SentenceEmbedder, load_embedder
+from speciarl.runs.loggers import finish_wandb
 from speciarl.train import CONF_DIR
-from speciarl.verifier.categories import Category, Outcome, extract_answer, parse_judgement
 
 log = logging.getLogger("speciarl.evaluate")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")

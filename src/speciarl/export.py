@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from speciarl.policy.policy import Policy
 
 log = logging.getLogger("speciarl.export")
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 _MODEL_PREFIX = "model."
 
 

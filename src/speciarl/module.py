@@ -19,14 +19,27 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from speciarl.algorithms import (
+from speciarl.core.categories import Judgement, Outcome, extract_answer
+from speciarl.core.samples import Sample
+from speciarl.evaluation.metrics import (
+    SLOTS,
+    CategoryCounts,
+    correctness_specificity,
+    count_judgements,
+    slot_name,
+)
+from speciarl.policy.microbatch import chunked_token_logprobs, micro_batches
+from speciarl.policy.policy import Policy, Rollout, token_logprobs, token_logprobs_with_entropy
+from speciarl.rl.algorithms import (
     AlgorithmConfig,
     group_advantages,
     group_relative_loss,
     loss_mask_for_truncation,
 )
-from speciarl.data.samples import Sample
-from speciarl.distributed import (
+from speciarl.rl.dynamic_sampling import DynamicSampler, RefillStream
+from speciarl.rl.scoring import RolloutScorer, ScoredRollouts
+from speciarl.rollout.hf import HFRollout
+from speciarl.runs.distributed import (
     aggregation_units,
     all_reduce_sum,
     gather_objects,
@@ -36,13 +49,6 @@ from speciarl.distributed import (
     set_rng_state,
     world_size,
 )
-from speciarl.dynamic_sampling import DynamicSampler, RefillStream
-from speciarl.metrics import SLOTS, CategoryCounts, correctness_specificity, count_judgements, slot_name
-from speciarl.policy.microbatch import chunked_token_logprobs, micro_batches
-from speciarl.policy.policy import Policy, Rollout, token_logprobs, token_logprobs_with_entropy
-from speciarl.policy.rollout import HFRollout
-from speciarl.rollout_scoring import RolloutScorer, ScoredRollouts
-from speciarl.verifier.categories import Judgement, Outcome, extract_answer
 from speciarl.verifier.failure_guard import JudgeFailureGuard, JudgeFailureRateExceeded
 from speciarl.verifier.step_stats import sum_judge_stats
 
@@ -380,7 +386,7 @@ class SpeciaRLModule(LightningModule):
         ``rollout`` None: this rank has nothing to train on this step, but takes part in every
         collective the other ranks issue (the same number of backward passes and reductions).
         Each mini-batch's loss is split into micro-batches of at most ``logprob_token_budget``
-        tokens, each weighted by its share of the global aggregation units (speciarl.distributed),
+        tokens, each weighted by its share of the global aggregation units (speciarl.runs.distributed),
         so the summed gradient equals that of the whole mini-batch in one process.
         """
         opt = self.optimizers()
@@ -503,7 +509,7 @@ class SpeciaRLModule(LightningModule):
         return result
 
     def _units(self, mask: torch.Tensor) -> torch.Tensor:
-        """Units the loss aggregation averages over (speciarl.distributed.aggregation_units)."""
+        """Units the loss aggregation averages over (speciarl.runs.distributed.aggregation_units)."""
         try:
             return aggregation_units(mask, self.algorithm.loss_agg)
         except ValueError:

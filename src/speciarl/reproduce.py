@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("speciarl.reproduce")
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 BENCHMARK_OVERRIDES = ("data=shapes_benchmark", "model=tiny_benchmark", "logger=none")
 SCOPES = ("in_domain", "out_of_domain")
 SLICES = tuple(f"{d}/{k}" for d in SCOPES for k in ("easy", "hard", "unknowable"))
@@ -134,7 +134,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from hydra.utils import instantiate
     from lightning.pytorch import Callback, seed_everything
 
-    from speciarl.evaluation import evaluate_policy, summarize_records
+    from speciarl.evaluation.loop import evaluate_policy, summarize_records
     from speciarl.train import build_module
 
     torch.set_num_threads(1)
@@ -203,7 +203,7 @@ def top_wrong_answers(records: Sequence[Any], per_slice: int = 5) -> dict[str, l
     """Per slice, the most frequent wrong (label, answer) pairs with their counts: what went wrong."""
     from collections import Counter
 
-    from speciarl.verifier.categories import Category
+    from speciarl.core.categories import Category
 
     counts: dict[str, Counter] = {}
     for r in records:
@@ -298,7 +298,7 @@ def _slash_table(
 
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """The trade-off plot of issue 5's report (C against S, one marker per method, colour per domain)."""
-    from speciarl.report import tradeoff_plot
+    from speciarl.evaluation.report import tradeoff_plot
 
     results = [
         {

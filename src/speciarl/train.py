@@ -21,10 +21,10 @@ from hydra.utils import instantiate
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig, OmegaConf
 
-from speciarl.evaluation import evaluate_policy, summarize_records
-from speciarl.loggers import finish_wandb
+from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
-from speciarl.sweep import annotate_sweep_job
+from speciarl.runs.loggers import finish_wandb
+from speciarl.runs.sweep import annotate_sweep_job
 
 log = logging.getLogger("speciarl.train")
 # Known harmless noise of the pinned stack (see DESIGN.md); real warnings still show.
@@ -32,7 +32,7 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
 warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
 os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 def build_module(cfg: DictConfig) -> tuple[SpeciaRLModule, Any]:

@@ -25,11 +25,11 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from speciarl.metrics import summary
-from speciarl.verifier.categories import Category, Judgement, Outcome, extract_answer, parse_judgement
+from speciarl.core.categories import Category, Judgement, Outcome, extract_answer, parse_judgement
+from speciarl.evaluation.metrics import summary
 
 log = logging.getLogger("speciarl.verify")
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 def read_pairs(path: Path, keys: DictConfig | dict[str, str]) -> list[dict[str, Any]]:

@@ -63,7 +63,7 @@ def test_generation_and_training_logprobs_agree_on_cuda():
     from speciarl.data.synthetic import SyntheticShapes
     from speciarl.policy.loading import tiny_policy
     from speciarl.policy.policy import token_logprobs
-    from speciarl.policy.rollout import HFRollout
+    from speciarl.rollout.hf import HFRollout
 
     torch.manual_seed(0)
     policy = tiny_policy(warm_start=False)

@@ -10,17 +10,17 @@ import math
 import pytest
 import torch
 
-from speciarl.algorithms import AlgorithmConfig, OverlongShaping
+from speciarl.core.categories import Category as C
+from speciarl.core.categories import Outcome as O
+from speciarl.core.samples import Sample
 from speciarl.data.prompts import format_answer
-from speciarl.data.samples import Sample
 from speciarl.data.synthetic import SyntheticShapes, shapes_taxonomy
 from speciarl.policy.policy import Policy, Rollout, concat_rollouts, token_logprobs
-from speciarl.policy.rollout import HFRollout
-from speciarl.rewards import SpeciaRLReward
-from speciarl.rollout_scoring import RolloutScorer, ScoredRollouts, penalize_truncated
+from speciarl.rl.algorithms import AlgorithmConfig, OverlongShaping
+from speciarl.rl.rewards import SpeciaRLReward
+from speciarl.rl.scoring import RolloutScorer, ScoredRollouts, penalize_truncated
+from speciarl.rollout.hf import HFRollout
 from speciarl.train import train
-from speciarl.verifier.categories import Category as C
-from speciarl.verifier.categories import Outcome as O
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
 BUDGET = 16
@@ -95,7 +95,7 @@ def test_truncation_penalize(one_group):
 
 
 def test_truncation_mask_keeps_rewards_and_masks_the_loss(one_group):
-    from speciarl.algorithms import loss_mask_for_truncation
+    from speciarl.rl.algorithms import loss_mask_for_truncation
 
     _, sample, rollout = one_group
     out = score(sample, rollout, truncation="mask")
@@ -195,7 +195,7 @@ def test_dynamic_sampling_round_limit_through_the_module(make_config, tmp_path, 
     )
     import logging
 
-    with caplog.at_level(logging.WARNING, logger="speciarl.dynamic_sampling"):
+    with caplog.at_level(logging.WARNING, logger="speciarl.rl.dynamic_sampling"):
         results = train(cfg)
     assert results["steps"] == 0
     (row,) = _metrics(tmp_path)

@@ -12,9 +12,9 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
+from speciarl.core.categories import BEST_OF_N_ORDER
 from speciarl.evaluate import evaluate
 from speciarl.train import CONF_DIR, train
-from speciarl.verifier.categories import BEST_OF_N_ORDER
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_MODEL = ["model.warm_start=false", "num_threads=1"]
@@ -86,7 +86,7 @@ def test_base_and_trained_side_by_side(tiny_run):
 
 
 def test_report_cli_combines_jsons(tiny_run, tmp_path):
-    from speciarl.report import main
+    from speciarl.evaluation.report import main
 
     root, _ = tiny_run
     assert (

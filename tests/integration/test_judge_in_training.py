@@ -12,9 +12,9 @@ import math
 
 import pytest
 
+from chat_server import ChatCompletionsServer, Reply, judging_responder, pairs_in_request
 from speciarl.data.synthetic import shapes_taxonomy
 from speciarl.train import train
-from speciarl.verifier.chat_server import ChatCompletionsServer, Reply, judging_responder, pairs_in_request
 from speciarl.verifier.failure_guard import JudgeFailureRateExceeded
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 

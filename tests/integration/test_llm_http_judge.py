@@ -16,9 +16,9 @@ from collections import Counter
 
 import pytest
 
+from chat_server import ChatCompletionsServer, Reply, judging_responder, pairs_in_request
+from speciarl.core.categories import Category, Outcome
 from speciarl.data.synthetic import shapes_taxonomy
-from speciarl.verifier.categories import Category, Outcome
-from speciarl.verifier.chat_server import ChatCompletionsServer, Reply, judging_responder, pairs_in_request
 from speciarl.verifier.judge_prompt import BATCH_SYSTEM_PROMPT, LABELS, SYSTEM_PROMPT
 from speciarl.verifier.llm_http import LLMHttpJudge
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from judge_support import build_tiny_judge_lm
+from speciarl.core.categories import Category, Outcome
 from speciarl.data.synthetic import shapes_taxonomy
 from speciarl.verifier.cache import SqliteVerdictCache
-from speciarl.verifier.categories import Category, Outcome
 from speciarl.verifier.judge_prompt import LABELS
 from speciarl.verifier.llm_local import LLMLocalJudge
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge

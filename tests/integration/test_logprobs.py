@@ -9,7 +9,7 @@ import torch
 from speciarl.data.synthetic import SyntheticShapes
 from speciarl.policy.loading import apply_lora
 from speciarl.policy.policy import Policy, token_logprobs
-from speciarl.policy.rollout import HFRollout
+from speciarl.rollout.hf import HFRollout
 
 TOLERANCE = 1e-5
 

@@ -9,7 +9,7 @@ from conftest import compose_config
 from speciarl.data.synthetic import SyntheticShapes
 from speciarl.policy.microbatch import chunked_token_logprobs, micro_batches
 from speciarl.policy.policy import token_logprobs
-from speciarl.policy.rollout import HFRollout
+from speciarl.rollout.hf import HFRollout
 from speciarl.train import train
 
 

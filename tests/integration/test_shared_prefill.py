@@ -10,8 +10,8 @@ import torch
 
 from speciarl.data.synthetic import SyntheticShapes
 from speciarl.policy.loading import apply_lora
-from speciarl.policy.rollout import HFRollout
-from speciarl.policy.shared_prefill import prefilled_generate_inputs
+from speciarl.rollout.hf import HFRollout
+from speciarl.rollout.shared_prefill import prefilled_generate_inputs
 
 LOGIT_TOL = 1e-5
 

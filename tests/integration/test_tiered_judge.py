@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from chat_server import ChatCompletionsServer, Reply, judging_responder, pairs_in_request
+from speciarl.core.categories import Category, Outcome
 from speciarl.data.synthetic import shapes_taxonomy
 from speciarl.verifier.cache import SqliteVerdictCache, cache_key
-from speciarl.verifier.categories import Category, Outcome
-from speciarl.verifier.chat_server import ChatCompletionsServer, Reply, judging_responder, pairs_in_request
 from speciarl.verifier.judge_prompt import SYSTEM_PROMPT
 from speciarl.verifier.llm_http import LLMHttpJudge
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge

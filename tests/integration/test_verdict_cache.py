@@ -8,11 +8,11 @@ import sqlite3
 
 import pytest
 
+from chat_server import ChatCompletionsServer
 from judge_support import RedisServer, verdict_for, write_verdicts_concurrently
+from speciarl.core.categories import Category
 from speciarl.data.synthetic import shapes_taxonomy
 from speciarl.verifier.cache import CacheError, SqliteVerdictCache, open_verdict_cache
-from speciarl.verifier.categories import Category
-from speciarl.verifier.chat_server import ChatCompletionsServer
 from speciarl.verifier.llm_http import LLMHttpJudge
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 from speciarl.verifier.tiered import TieredJudge

@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from speciarl.verifier.chat_server import ChatCompletionsServer
+from chat_server import ChatCompletionsServer
 from speciarl.verify import CONF_DIR, verify
 
 ROWS = [

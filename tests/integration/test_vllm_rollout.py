@@ -14,8 +14,8 @@ import torch
 from hydra.utils import instantiate
 
 from speciarl.data.synthetic import SyntheticShapes
-from speciarl.policy.rollout import HFRollout
-from speciarl.policy.vllm_rollout import INSTALL_HINT, rollout_from_outputs, vllm_lora_rank, vllm_requests
+from speciarl.rollout.hf import HFRollout
+from speciarl.rollout.vllm import INSTALL_HINT, rollout_from_outputs, vllm_lora_rank, vllm_requests
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 HAS_CUDA = torch.cuda.is_available()
@@ -106,7 +106,7 @@ def test_vllm_engine_follows_the_lora_policy():
     """Real engine on the tiny model: G samples per prompt, log-probs computable, new adapter after an update."""
     from speciarl.policy.loading import tiny_policy
     from speciarl.policy.policy import token_logprobs
-    from speciarl.policy.vllm_rollout import VLLMRollout
+    from speciarl.rollout.vllm import VLLMRollout
 
     torch.manual_seed(0)
     policy = tiny_policy(warm_start=False, lora={"r": 8, "alpha": 16})

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from speciarl.algorithms import (
+from speciarl.rl.algorithms import (
     AlgorithmConfig,
     aggregate_loss,
     clipped_policy_loss,

@@ -2,9 +2,9 @@
 
 import pytest
 
-from speciarl.benchmark_metrics import dataset_figures, group_figures, text_inclusion
-from speciarl.verifier.categories import Category as C
-from speciarl.verifier.categories import Outcome as O
+from speciarl.core.categories import Category as C
+from speciarl.core.categories import Outcome as O
+from speciarl.evaluation.figures import dataset_figures, group_figures, text_inclusion
 
 
 def test_dataset_figures_hand_example():

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from speciarl.algorithms import aggregate_loss
-from speciarl.distributed import aggregation_units, partial_loss_weight, token_budget_chunks
+from speciarl.rl.algorithms import aggregate_loss
+from speciarl.runs.distributed import aggregation_units, partial_loss_weight, token_budget_chunks
 
 
 def test_units_are_tokens_for_token_mean_and_rows_for_sequence_means():

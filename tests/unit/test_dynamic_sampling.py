@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from speciarl.algorithms import DynamicSampling
-from speciarl.data.samples import Sample
-from speciarl.dynamic_sampling import DynamicSampler, RefillStream
+from speciarl.core.samples import Sample
+from speciarl.rl.algorithms import DynamicSampling
+from speciarl.rl.dynamic_sampling import DynamicSampler, RefillStream
 
 IMAGE = Image.new("RGB", (4, 4))
 GROUPS = {"mixed": [1.0, 0.0, 0.0, 0.0], "same": [1.0, 1.0, 1.0, 1.0], "error": [1.0, math.nan, 0.0, 0.0]}
@@ -88,7 +88,7 @@ def test_the_round_limit_trains_on_what_was_collected_and_says_so(caplog):
     # Two rounds allowed: S M S S, then S M S E -> 2 informative of 4, limit hit; the judge-error
     # group is dropped and counted apart from the all-equal ones.
     refill = ListRefill(make("SMSE"))
-    with caplog.at_level(logging.WARNING, logger="speciarl.dynamic_sampling"):
+    with caplog.at_level(logging.WARNING, logger="speciarl.rl.dynamic_sampling"):
         result = collect(make("SMSS"), refill, max_rounds=2)
     r = result.report
     assert (r.rounds, r.generated, r.kept, r.hit_round_limit) == (2, 8, 2, True)
@@ -104,7 +104,7 @@ def test_the_round_limit_trains_on_what_was_collected_and_says_so(caplog):
 
 def test_round_limit_with_nothing_collected(caplog):
     refill = ListRefill(make("SSSS"))
-    with caplog.at_level(logging.WARNING, logger="speciarl.dynamic_sampling"):
+    with caplog.at_level(logging.WARNING, logger="speciarl.rl.dynamic_sampling"):
         result = collect(make("SSSS"), refill, max_rounds=2)
     assert result.parts == [] and result.report.kept == 0
     assert "none, so this step makes no update" in caplog.text

@@ -1,7 +1,7 @@
 """The taxonomy judge memoises verdicts: each distinct pair is placed once, results unchanged."""
 
+from speciarl.core.categories import Category, Outcome
 from speciarl.data.synthetic import shapes_taxonomy
-from speciarl.verifier.categories import Category, Outcome
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from speciarl.verifier.categories import Category
+from speciarl.core.categories import Category
 from speciarl.verifier.judge_prompt import (
     BATCH_SYSTEM_PROMPT,
     LABELS,

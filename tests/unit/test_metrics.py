@@ -2,7 +2,9 @@
 
 import pytest
 
-from speciarl.metrics import (
+from speciarl.core.categories import Category as C
+from speciarl.core.categories import Outcome as O
+from speciarl.evaluation.metrics import (
     CategoryCounts,
     Correctness,
     HarmonicMean,
@@ -10,8 +12,6 @@ from speciarl.metrics import (
     correctness_specificity,
     summary,
 )
-from speciarl.verifier.categories import Category as C
-from speciarl.verifier.categories import Outcome as O
 
 # 10 judged answers: 1 more specific, 2 specific, 1 less specific, 2 generic, 1 abstain,
 # 2 wrong, 1 parse failure; plus 1 judge error that is not a verdict.

@@ -11,12 +11,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speciarl.algorithms import (
+from speciarl.policy.policy import entropy_from_logits
+from speciarl.rl.algorithms import (
     AlgorithmConfig,
     DynamicSampling,
     OverlongShaping,
     aggregate_loss,
-    entropy_from_logits,
     group_advantages,
     group_relative_loss,
     informative_groups,

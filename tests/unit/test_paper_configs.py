@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
-from speciarl.rewards import NoisySpeciaRLReward, SpeciaRLReward, StaticReward
+from speciarl.rl.rewards import NoisySpeciaRLReward, SpeciaRLReward, StaticReward
 from speciarl.train import CONF_DIR
 
 # (experiment, algorithm, reward class, reward name / p, dynamic sampling)
@@ -118,4 +118,4 @@ def test_grid_presets_are_multiruns_over_existing_configs(preset):
 
 def test_grid_summary_callback_is_registered():
     cfg = compose_train(hydra=True)
-    assert cfg.hydra.callbacks.grid_summary._target_ == "speciarl.sweep.GridSummaryCallback"
+    assert cfg.hydra.callbacks.grid_summary._target_ == "speciarl.runs.sweep.GridSummaryCallback"

@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from speciarl.module import SpeciaRLModule
-from speciarl.policy.rollout import HFRollout
+from speciarl.rollout.hf import HFRollout
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_every_paper_hyperparameter_is_in_the_resolved_config(paper):
     assert c["data"]["batch_size"] // module["mini_batches"] == 128  # prompts per optimiser mini-batch
     assert c["data"]["train_subset"] == 3000
     assert c["seed"] == 42 and c["data"]["seed"] == 42  # the subset and the order use seed 42
-    assert c["rollout"]["_target_"] == "speciarl.policy.vllm_rollout.VLLMRollout"
+    assert c["rollout"]["_target_"] == "speciarl.rollout.vllm.VLLMRollout"
     assert c["rollout"]["temperature"] == 1.0 and c["rollout"]["top_p"] == 1.0
     assert c["rollout"]["max_new_tokens"] == 2048
     assert c["rollout"]["max_model_len"] == 2048 + 2048
@@ -48,7 +48,7 @@ def test_every_paper_hyperparameter_is_in_the_resolved_config(paper):
     assert algorithm["clip_low"] == pytest.approx(0.2) and algorithm["clip_high"] == pytest.approx(0.2)
     assert algorithm["kl_coef"] == pytest.approx(0.01) and algorithm["kl_estimator"] == "k3"
     assert algorithm["loss_agg"] == "token_mean" and algorithm["dual_clip"] == pytest.approx(3.0)
-    assert c["reward"]["_target_"] == "speciarl.rewards.SpeciaRLReward" and c["reward"]["mode"] == "all"
+    assert c["reward"]["_target_"] == "speciarl.rl.rewards.SpeciaRLReward" and c["reward"]["mode"] == "all"
 
 
 def test_paper_optimiser_is_constant_adamw(paper, tiny_policy_fresh):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from speciarl.prediction_log import PredictionLog
+from speciarl.evaluation.prediction_log import PredictionLog
 
 
 def test_resume_and_cut_line(tmp_path):

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from speciarl.evaluation import EvalRecord
+from speciarl.core.categories import Category
+from speciarl.evaluation.loop import EvalRecord
 from speciarl.reproduce import (
     GRIDS,
     MAIN_ARMS,
@@ -20,7 +21,6 @@ from speciarl.reproduce import (
     plot,
     top_wrong_answers,
 )
-from speciarl.verifier.categories import Category
 
 
 def _figures(c: float, s: float) -> dict:

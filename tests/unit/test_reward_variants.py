@@ -5,7 +5,9 @@ import random
 
 import pytest
 
-from speciarl.rewards import (
+from speciarl.core.categories import Category as C
+from speciarl.core.categories import Outcome as O
+from speciarl.rl.rewards import (
     NoisySpeciaRLReward,
     SpeciaRLReward,
     StaticReward,
@@ -13,8 +15,6 @@ from speciarl.rewards import (
     perturb_group,
     speciarl_reward,
 )
-from speciarl.verifier.categories import Category as C
-from speciarl.verifier.categories import Outcome as O
 
 # SPEC.md section 3, written out cell by cell:
 #            more specific, specific, less specific, generic, abstain, wrong

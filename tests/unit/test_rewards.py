@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from speciarl.rewards import SpeciaRLReward, StaticReward, speciarl_reward, static_reward
-from speciarl.verifier.categories import Category as C
-from speciarl.verifier.categories import Outcome as O
+from speciarl.core.categories import Category as C
+from speciarl.core.categories import Outcome as O
+from speciarl.rl.rewards import SpeciaRLReward, StaticReward, speciarl_reward, static_reward
 
 
 class TestSpeciaRL:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from speciarl.semantic_similarity import SentenceEmbedder, _packaged_model, load_embedder
+from speciarl.evaluation.semantic_similarity import SentenceEmbedder, _packaged_model, load_embedder
 
 
 @pytest.fixture

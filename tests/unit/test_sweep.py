@@ -9,7 +9,14 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from speciarl.sweep import annotate_sweep_job, grid_axes, read_grid, split_override, swept_keys, write_summary
+from speciarl.runs.sweep import (
+    annotate_sweep_job,
+    grid_axes,
+    read_grid,
+    split_override,
+    swept_keys,
+    write_summary,
+)
 from speciarl.train import CONF_DIR
 
 

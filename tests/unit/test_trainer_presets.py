@@ -5,7 +5,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as qwen
 
-from speciarl.distributed import layer_classes
+from speciarl.runs.distributed import layer_classes
 
 
 @pytest.mark.parametrize(

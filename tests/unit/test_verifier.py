@@ -2,9 +2,9 @@
 
 import pytest
 
+from speciarl.core.categories import Category, Outcome, extract_answer, normalize_label
+from speciarl.core.taxonomy import Taxonomy, TaxonomyNode
 from speciarl.data.synthetic import shapes_taxonomy
-from speciarl.data.taxonomy import Taxonomy, TaxonomyNode
-from speciarl.verifier.categories import Category, Outcome, extract_answer, normalize_label
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
 

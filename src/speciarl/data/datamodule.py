@@ -10,7 +10,7 @@ from typing import Any
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from speciarl.data.samples import Sample
+from speciarl.core.samples import Sample
 from speciarl.data.sampling import ResumableBatchSampler, ShardSampler, subset_indices
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from speciarl.core.samples import Sample
 from speciarl.data.manifest import SkipCounter, load_image
-from speciarl.data.samples import Sample
 
 log = logging.getLogger(__name__)
 _LEADING_INDEX = re.compile(r"^\d+\.")

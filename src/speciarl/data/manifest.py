@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from speciarl.data.samples import Sample
+from speciarl.core.samples import Sample
 
 log = logging.getLogger(__name__)
 

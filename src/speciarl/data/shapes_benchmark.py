@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from speciarl.data.samples import Sample
+from speciarl.core.samples import Sample
 from speciarl.data.synthetic import COLOURS, FAMILIES, KIND_AMBIGUOUS, SyntheticShapes
 
 IN_DOMAIN_FAMILIES: tuple[str, ...] = ("round", "angular", "linear")

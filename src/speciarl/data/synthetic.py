@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
-from speciarl.data.samples import Sample
-from speciarl.data.taxonomy import Taxonomy, TaxonomyNode
+from speciarl.core.samples import Sample
+from speciarl.core.taxonomy import Taxonomy, TaxonomyNode
 
 ROOT = "shape"
 FAMILIES: dict[str, tuple[str, ...]] = {

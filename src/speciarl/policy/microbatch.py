@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from speciarl.distributed import token_budget_chunks
 from speciarl.policy.policy import Rollout, token_logprobs
+from speciarl.runs.distributed import token_budget_chunks
 
 
 def trimmed(rollout: Rollout) -> Rollout:

@@ -17,9 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from speciarl.algorithms import entropy_from_logits
+from speciarl.core.samples import Sample
 from speciarl.data.prompts import chat_messages, prompt_text
-from speciarl.data.samples import Sample
 from speciarl.policy.shared_images import direct_calls_allowed, image_inputs
 from speciarl.policy.shared_prompts import shared_prompt_hidden
 from speciarl.policy.vocab_chunks import DEFAULT_MAX_LOGITS, completion_logprobs
@@ -191,6 +190,15 @@ class Policy:
             self.tokenizer.decode(row[m].tolist(), skip_special_tokens=True)
             for row, m in zip(ids, mask, strict=True)
         ]
+
+
+def entropy_from_logits(logits: Tensor) -> Tensor:
+    """H = logsumexp(z) - sum_v softmax(z)_v z_v over the last dim; -inf logits (suppressed) add 0."""
+    lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+    probs = torch.exp(logits - lse)
+    # where, not multiply: a suppressed logit is -inf and 0 * -inf is nan.
+    finite = torch.where(torch.isfinite(logits), logits, torch.zeros_like(logits))
+    return lse.squeeze(-1) - (probs * finite).sum(-1)
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from speciarl.verifier.categories import Category, normalize_label
+from speciarl.core.categories import Category, normalize_label
 from speciarl.verifier.redaction import redact_url
 
 Pair = tuple[str, str]

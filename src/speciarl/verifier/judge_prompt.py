@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from speciarl.verifier.categories import Category
+from speciarl.core.categories import Category
 
 PROMPT_VERSION = "speciarl-judge-v1"
 BATCH_PROMPT_VERSION = "speciarl-judge-batch-v1"

@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from speciarl.verifier.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
 from speciarl.verifier.judge_prompt import (
     BATCH_PROMPT_VERSION,
     LABELS,

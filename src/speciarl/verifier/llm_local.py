@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from speciarl.verifier.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
 from speciarl.verifier.judge_prompt import LABELS, PROMPT_VERSION, pair_messages
 
 Pair = tuple[str, str]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from speciarl.data.taxonomy import Taxonomy
-from speciarl.verifier.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.taxonomy import Taxonomy
 
 # Normalised refusals. Anything a model says to decline naming the object.
 REFUSALS = frozenset(

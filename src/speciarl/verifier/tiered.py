@@ -26,9 +26,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from speciarl.data.taxonomy import Taxonomy
+from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.taxonomy import Taxonomy
 from speciarl.verifier.cache import VerdictCache, cache_key
-from speciarl.verifier.categories import Category, Judgement, Outcome, normalize_label
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from speciarl.data.taxonomy import Taxonomy, TaxonomyNode
-from speciarl.verifier.categories import normalize_label
+from speciarl.core.categories import normalize_label
+from speciarl.core.taxonomy import Taxonomy, TaxonomyNode
 
 log = logging.getLogger(__name__)
 

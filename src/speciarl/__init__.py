@@ -1,0 +1,1 @@
+"""speciarl: specificity-aware reinforcement learning of vision-language models (SpeciaRL)."""

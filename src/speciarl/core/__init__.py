@@ -1,0 +1,1 @@
+"""Core types every package imports: samples, judge categories, taxonomies. Imports nothing of ours."""

@@ -1,0 +1,1 @@
+"""Evaluation: the greedy / best-of-N loop, correctness-specificity metrics, figures, reports."""

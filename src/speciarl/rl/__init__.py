@@ -1,0 +1,1 @@
+"""The RL algorithm: rewards, advantages, policy losses, collection of scored rollouts, the update."""

@@ -1,0 +1,96 @@
+"""Rollout backend on transformers ``generate``: G samples per prompt, no gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from speciarl.core.samples import Sample
+from speciarl.policy.policy import Policy, PromptBatch, Rollout
+from speciarl.rollout.shared_prefill import prefilled_generate_inputs
+
+
+class HFRollout:
+    """Sample completions with ``model.generate`` (the CPU default; vLLM is the GPU backend).
+
+    Args:
+        max_new_tokens: response budget; a completion without EOS within it is truncated.
+        temperature: sampling temperature for training rollouts (1.0 in the paper).
+        top_p: nucleus mass; 1.0 samples from the full distribution.
+        min_new_tokens: forbid EOS before this many tokens (0: off). For benchmarks that need a
+            fixed response length: the log-probs do not model this EOS mask.
+        share_prefill: run each prompt's prefill once for its G samples (same samples, faster;
+            ``shared_prefill``); False uses the stock ``num_return_sequences`` expansion.
+    """
+
+    def __init__(
+        self,
+        max_new_tokens: int = 16,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        min_new_tokens: int = 0,
+        share_prefill: bool = True,
+    ):
+        if max_new_tokens <= 0:
+            raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
+        if not 0 <= min_new_tokens <= max_new_tokens:
+            raise ValueError(f"need 0 <= min_new_tokens <= max_new_tokens, got {min_new_tokens}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.min_new_tokens = min_new_tokens
+        self.share_prefill = share_prefill
+
+    @torch.no_grad()
+    def generate(
+        self,
+        policy: Policy,
+        samples: Sequence[Sample] | PromptBatch,
+        group_size: int,
+        greedy: bool = False,
+        temperature: float | None = None,
+        top_p: float | None = None,
+    ) -> Rollout:
+        prompts = samples if isinstance(samples, PromptBatch) else policy.encode_prompts(samples)
+        model = policy.model
+        was_training = model.training
+        model.eval()
+        try:
+            kwargs: dict = dict(max_new_tokens=self.max_new_tokens)
+            if self.min_new_tokens:
+                kwargs["min_new_tokens"] = self.min_new_tokens
+            if greedy:
+                kwargs.update(do_sample=False, num_beams=1)
+            else:
+                kwargs.update(
+                    do_sample=True,
+                    top_k=0,  # the model's default top_k=50 would make sampling disagree with log-probs
+                    temperature=temperature or self.temperature,
+                    top_p=top_p if top_p is not None else self.top_p,
+                )
+            inputs = prefilled_generate_inputs(model, prompts, group_size) if self.share_prefill else None
+            if inputs is None:
+                inputs = dict(prompts.model_inputs(), num_return_sequences=group_size)
+            out = model.generate(
+                **inputs,
+                pad_token_id=policy.pad_id,
+                eos_token_id=policy.eos_id,
+                **kwargs,
+            )
+        finally:
+            model.train(was_training)
+        raw = out[:, prompts.input_ids.shape[1] :]
+        if raw.shape[1] == 0:
+            raw = torch.full((raw.shape[0], 1), policy.eos_id, dtype=raw.dtype)
+        ids, mask, truncated = policy.completion_tensors(raw)
+        return Rollout(
+            prompts=prompts.repeat(group_size),
+            completion_ids=ids,
+            completion_mask=mask,
+            texts=policy.decode(ids, mask),
+            truncated=truncated,
+            group_size=group_size,
+        )

@@ -1,0 +1,1 @@
+"""What a run needs around the algorithm: loggers, checkpoints, sweeps, distributed helpers."""
