@@ -74,10 +74,9 @@ class SpeciaRLModule(LightningModule):
         reward: callable mapping groups of judgements to a [B, G] float tensor.
         algorithm: advantage and loss settings.
         rollout: the generation backend.
-        group_size: G, rollouts per prompt.
-        lr, weight_decay, max_grad_norm: AdamW and gradient clipping (constant lr, as the paper).
-        mini_batches: optimiser steps per batch (split by prompt groups); 1 = fully on-policy.
-        ppo_epochs: passes over the batch.
+        optimizer: builds the optimiser from the trainable parameters (Hydra ``_partial_``).
+        lr_scheduler: builds the learning-rate schedule from the optimiser (None: constant).
+        max_grad_norm: gradient clipping by global norm.
         val_breakdown_tag: sample tag whose values get their own validation metrics.
         log_completions_every: write a table of sample completions every this many steps (0: never).
         judge_max_failure_rate, judge_failure_window, judge_failure_min_verdicts: stop the run when
@@ -95,12 +94,9 @@ class SpeciaRLModule(LightningModule):
         reward: Any,
         algorithm: AlgorithmConfig,
         rollout: HFRollout,
-        group_size: int = 4,
-        lr: float = 1e-4,
-        weight_decay: float = 0.01,
+        optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
+        lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
         max_grad_norm: float = 1.0,
-        mini_batches: int = 1,
-        ppo_epochs: int = 1,
         val_breakdown_tag: str | None = "kind",
         log_completions_every: int = 50,
         completions_per_table: int = 8,
@@ -110,14 +106,6 @@ class SpeciaRLModule(LightningModule):
         logprob_token_budget: int | None = None,
     ) -> None:
         super().__init__()
-        if group_size < 1:
-            raise ValueError(f"group_size must be >= 1, got {group_size}")
-        if mini_batches < 1 or ppo_epochs < 1:
-            raise ValueError("mini_batches and ppo_epochs must be >= 1")
-        if algorithm.dynamic_sampling.enabled and group_size < 2:
-            raise ValueError(
-                "dynamic sampling needs group_size >= 2: a group of one always has equal rewards"
-            )
         self.automatic_optimization = False
         self.policy = policy
         self.model = policy.model
@@ -125,12 +113,12 @@ class SpeciaRLModule(LightningModule):
         self.reward = reward
         self.algorithm = algorithm
         self.rollout = rollout
-        self.group_size = group_size
-        self.lr = lr
-        self.weight_decay = weight_decay
+        self.group_size = algorithm.group_size
+        self.optimizer_factory = optimizer or _default_optimizer
+        self.lr_scheduler_factory = lr_scheduler
         self.max_grad_norm = max_grad_norm
-        self.mini_batches = mini_batches
-        self.ppo_epochs = ppo_epochs
+        self.mini_batches = algorithm.mini_batches
+        self.ppo_epochs = algorithm.ppo_epochs
         self.val_breakdown_tag = val_breakdown_tag
         self.log_completions_every = log_completions_every
         self.completions_per_table = completions_per_table
@@ -161,11 +149,15 @@ class SpeciaRLModule(LightningModule):
         self.global_totals = dict(self.totals)
 
     # ------------------------------------------------------------------ setup
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("the policy has no trainable parameters")
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = self.optimizer_factory(params)
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        # Stepped once per optimiser step by the update (manual optimisation).
+        return {"optimizer": optimizer, "lr_scheduler": self.lr_scheduler_factory(optimizer)}
 
     def on_fit_start(self) -> None:
         self.model.train()
@@ -491,6 +483,9 @@ class SpeciaRLModule(LightningModule):
                 grad_norm += float(_grad_norm(self.model))
                 self.clip_gradients(opt, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
                 opt.step()
+                scheduler = self.lr_schedulers()
+                if scheduler is not None:
+                    scheduler.step()
                 updates += 1
         if advantages is not None:
             weighted[-2] = float(advantages.abs().sum())
@@ -693,6 +688,11 @@ class SpeciaRLModule(LightningModule):
                     for i, r in enumerate(rows)
                 ]
                 logger.log_table(key=f"{split}/completions", columns=columns, data=data)
+
+
+def _default_optimizer(params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """AdamW at the paper's defaults for the embedded run, when no optimiser is configured."""
+    return torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
 
 
 def _is_peft(model: nn.Module) -> bool:

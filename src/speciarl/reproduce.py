@@ -67,7 +67,7 @@ GRIDS: dict[str, tuple[Arm, ...]] = {
         Arm(
             f"grpo_{r}_G{g}",
             "rl",
-            (f"experiment=grpo_{r}", f"module.group_size={g}", f"data.batch_size={128 // g}"),
+            (f"experiment=grpo_{r}", f"algorithm.group_size={g}", f"data.batch_size={128 // g}"),
             label=f"GRPO {r}, G={g}",
         )
         for r in ("speciarl", "reward3")

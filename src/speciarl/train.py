@@ -44,7 +44,14 @@ def build_module(cfg: DictConfig) -> tuple[SpeciaRLModule, Any]:
     algorithm = instantiate(cfg.algorithm)
     rollout = instantiate(cfg.rollout)
     module = SpeciaRLModule(
-        policy=policy, judge=judge, reward=reward, algorithm=algorithm, rollout=rollout, **cfg.module
+        policy=policy,
+        judge=judge,
+        reward=reward,
+        algorithm=algorithm,
+        rollout=rollout,
+        optimizer=instantiate(cfg.optimizer),
+        lr_scheduler=instantiate(cfg.lr_scheduler) if cfg.get("lr_scheduler") else None,
+        **cfg.module,
     )
     return module, datamodule
 

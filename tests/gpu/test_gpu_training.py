@@ -43,7 +43,7 @@ def _rows(out):
             "model.lora={r:8,alpha:16}",
             "model.gradient_checkpointing=true",
             "module.logprob_token_budget=256",
-            "module.mini_batches=2",
+            "algorithm.mini_batches=2",
         ],
     ],
     ids=["grpo_full", "dapo_lora_ckpt_micro"],

@@ -31,7 +31,7 @@ OVERRIDES = [
     PHASES_OVERRIDE,
     "rollout=hf_seeded",
     "trainer.max_steps=4",  # 2 rollout batches x 2 mini-batches = 4 optimiser steps
-    "module.mini_batches=2",
+    "algorithm.mini_batches=2",
     "module.logprob_token_budget=150",
     "data.batch_size=4",
     "data.train.size=8",

@@ -31,9 +31,9 @@ COMMON = [
 ]
 VARIANTS = {
     # full fine-tuning, 2 mini-batches: AdamW state of every weight, old log-probs, 2 steps a batch
-    "full": ["module.mini_batches=2"],
+    "full": ["algorithm.mini_batches=2"],
     # LoRA: the checkpoint holds only the adapter; the base is rebuilt from the model folder
-    "lora": ["model.lora={r:8,alpha:16}", "module.lr=0.01"],
+    "lora": ["model.lora={r:8,alpha:16}", "optimizer.lr=0.01"],
 }
 
 

@@ -82,8 +82,8 @@ def test_lora_grpo_with_minibatches_trains_only_the_adapter(make_config, tmp_pat
         *FAST,
         "eval.best_of_n=0",
         "model.lora={r: 4, alpha: 8}",
-        "module.mini_batches=2",
-        "module.lr=1e-2",
+        "algorithm.mini_batches=2",
+        "optimizer.lr=1e-2",
     )
     from speciarl.train import build_module
 

@@ -52,16 +52,11 @@ def test_hand_worked_loss_per_aggregation_and_advantage_mode(normalize_std, loss
     assert out.loss.item() == pytest.approx(expected, abs=1e-6)
 
 
-def test_dr_grpo_preset_matches_spec():
-    # conf/algorithm/dr_grpo.yaml: no std, constant normaliser, no KL, clip 0.2 / 0.2.
+def test_dr_grpo_preset_matches_spec(make_config):
+    # conf/algorithm/dr_grpo.yaml (grpo.yaml plus its deltas): no std, constant normaliser, no KL.
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    from speciarl.train import CONF_DIR
-
-    raw = OmegaConf.load(f"{CONF_DIR}/algorithm/dr_grpo.yaml")
-    raw.overlong.max_length = 16  # interpolated from the rollout in the full config
-    cfg = instantiate(raw)
+    cfg = instantiate(make_config("algorithm=dr_grpo").algorithm)
     assert (cfg.normalize_std, cfg.loss_agg, cfg.kl_coef) == (False, "seq_mean_token_sum_norm", 0.0)
     assert (cfg.clip_low, cfg.clip_high, cfg.entropy_coef) == (0.2, 0.2, 0.0)
     assert not cfg.overlong.enabled and not cfg.dynamic_sampling.enabled

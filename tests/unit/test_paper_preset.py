@@ -22,14 +22,15 @@ def test_every_paper_hyperparameter_is_in_the_resolved_config(paper):
     assert model["dtype"] == "bfloat16"
     assert model["lora"]["r"] == 64 and model["lora"]["alpha"] == 32
     assert model["lora"]["target_modules"] == "all-linear-language"  # every LM linear, no vision LoRA
-    module = c["module"]
-    assert module["lr"] == pytest.approx(3e-5)
-    assert module["weight_decay"] == pytest.approx(0.01)
-    assert module["max_grad_norm"] == pytest.approx(1.0)
-    assert module["group_size"] == 10
-    assert module["mini_batches"] == 2 and module["ppo_epochs"] == 1
+    optimizer, algo = c["optimizer"], c["algorithm"]
+    assert optimizer["_target_"] == "torch.optim.AdamW" and optimizer["lr"] == pytest.approx(3e-5)
+    assert optimizer["weight_decay"] == pytest.approx(0.01)
+    assert c["lr_scheduler"]["_target_"] == "speciarl.rl.schedules.constant"
+    assert c["module"]["max_grad_norm"] == pytest.approx(1.0)
+    assert algo["group_size"] == 10
+    assert algo["mini_batches"] == 2 and algo["ppo_epochs"] == 1
     assert c["data"]["batch_size"] == 256
-    assert c["data"]["batch_size"] // module["mini_batches"] == 128  # prompts per optimiser mini-batch
+    assert c["data"]["batch_size"] // algo["mini_batches"] == 128  # prompts per optimiser mini-batch
     assert c["data"]["train_subset"] == 3000
     assert c["seed"] == 42 and c["data"]["seed"] == 42  # the subset and the order use seed 42
     assert c["rollout"]["_target_"] == "speciarl.rollout.vllm.VLLMRollout"
@@ -52,7 +53,7 @@ def test_every_paper_hyperparameter_is_in_the_resolved_config(paper):
 
 
 def test_paper_optimiser_is_constant_adamw(paper, tiny_policy_fresh):
-    """AdamW(lr 3e-5, wd 0.01) and no scheduler: the module returns a bare optimiser."""
+    """AdamW(lr 3e-5, wd 0.01) with a constant schedule: the learning rate never moves."""
     cfg, _ = paper
     module = SpeciaRLModule(
         policy=tiny_policy_fresh,
@@ -61,12 +62,19 @@ def test_paper_optimiser_is_constant_adamw(paper, tiny_policy_fresh):
         algorithm=instantiate(cfg.algorithm),
         # the preset's vLLM backend needs a GPU; HF generate with the same budget stands in
         rollout=HFRollout(max_new_tokens=int(cfg.rollout.max_new_tokens)),
+        optimizer=instantiate(cfg.optimizer),
+        lr_scheduler=instantiate(cfg.lr_scheduler),
         **{k: v for k, v in cfg.module.items() if k != "logprob_token_budget"},
     )
-    optimiser = module.configure_optimizers()
+    configured = module.configure_optimizers()
+    optimiser, schedule = configured["optimizer"], configured["lr_scheduler"]
     assert isinstance(optimiser, torch.optim.AdamW)
     assert optimiser.defaults["lr"] == pytest.approx(3e-5)
     assert optimiser.defaults["weight_decay"] == pytest.approx(0.01)
+    for _ in range(5):
+        optimiser.step()
+        schedule.step()
+    assert optimiser.param_groups[0]["lr"] == 3e-5
 
 
 def test_lora_preset_targets_language_linears_and_never_the_vision_tower(tiny_policy_fresh, paper):

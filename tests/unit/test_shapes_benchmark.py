@@ -36,12 +36,8 @@ def test_parent_answer_stability_hand_worked():
         parent_answer_is_stable(0, 4)
 
 
-def test_default_group_size_satisfies_the_width_condition():
-    from omegaconf import OmegaConf
-
-    from speciarl.train import CONF_DIR
-
-    group_size = OmegaConf.load(f"{CONF_DIR}/train.yaml").module.group_size
+def test_default_group_size_satisfies_the_width_condition(make_config):
+    group_size = make_config().algorithm.group_size
     assert UNKNOWABLE_WIDTH == 4
     assert parent_answer_is_stable(UNKNOWABLE_WIDTH, group_size)
 

@@ -95,6 +95,9 @@ class AlgorithmConfig:
 
     Args:
         name: label for logs.
+        group_size: G, rollouts per prompt (the group the advantages are relative to).
+        mini_batches: optimiser steps per rollout batch (split by prompt groups); 1 = on-policy.
+        ppo_epochs: passes over the rollout batch.
         normalize_std: divide advantages by the group's (unbiased) std.
         clip_low / clip_high: PPO clip range [1 - clip_low, 1 + clip_high] of the ratio.
         dual_clip: cap of the loss for negative advantages (-A * dual_clip); None disables it.
@@ -109,6 +112,9 @@ class AlgorithmConfig:
     """
 
     name: str = "grpo"
+    group_size: int = 4
+    mini_batches: int = 1
+    ppo_epochs: int = 1
     normalize_std: bool = True
     clip_low: float = 0.2
     clip_high: float = 0.2
@@ -123,6 +129,14 @@ class AlgorithmConfig:
     dynamic_sampling: DynamicSampling = field(default_factory=DynamicSampling)
 
     def __post_init__(self) -> None:
+        if self.group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {self.group_size}")
+        if self.mini_batches < 1 or self.ppo_epochs < 1:
+            raise ValueError("mini_batches and ppo_epochs must be >= 1")
+        if self.dynamic_sampling.enabled and self.group_size < 2:
+            raise ValueError(
+                "dynamic sampling needs group_size >= 2: a group of one always has equal rewards"
+            )
         if self.loss_agg not in LOSS_AGGREGATIONS:
             raise ValueError(f"loss_agg must be one of {LOSS_AGGREGATIONS}, got {self.loss_agg!r}")
         if self.kl_estimator not in KL_ESTIMATORS:

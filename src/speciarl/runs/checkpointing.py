@@ -31,7 +31,7 @@ class RLCheckpoint(ModelCheckpoint):
     Args:
         dirpath: where checkpoints go.
         every_n_train_steps: save period in optimiser steps (Lightning's global step; with
-            ``module.mini_batches`` M a rollout batch advances it by M).
+            ``algorithm.mini_batches`` M a rollout batch advances it by M).
         export_policy: also write the adapter (or full model) beside each checkpoint.
         save_top_k: how many periodic checkpoints to keep (-1: all).
     """
