@@ -20,20 +20,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from speciarl.policy.policy import Policy
+from speciarl.policy.policy import Policy, is_peft_model
 
 log = logging.getLogger("speciarl.export")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 _MODEL_PREFIX = "model."
 
 
-def is_lora(model: torch.nn.Module) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
-
-
 def save_adapter(policy: Policy, out_dir: str | Path) -> Path:
     """The LoRA adapter (peft format, vLLM-loadable) and the processor, in ``out_dir``."""
-    if not is_lora(policy.model):
+    if not is_peft_model(policy.model):
         raise ValueError("the policy has no LoRA adapter (full fine-tuning): export it with save_model")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -51,7 +47,7 @@ def save_model(policy: Policy, out_dir: str | Path, merge: bool = True) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = policy.model
-    if is_lora(model):
+    if is_peft_model(model):
         if not merge:
             raise ValueError(
                 "a LoRA policy exports either as an adapter (save_adapter) or merged (merge=True)"
@@ -91,7 +87,7 @@ def export(policy: Policy, ckpt_path: str | None, out_dir: str, merge: bool) -> 
     """Load ``ckpt_path`` (if given) into ``policy`` and write the adapter, or the merged model."""
     if ckpt_path:
         load_checkpoint_weights(policy, ckpt_path)
-    if is_lora(policy.model) and not merge:
+    if is_peft_model(policy.model) and not merge:
         return save_adapter(policy, out_dir)
     return save_model(policy, out_dir, merge=True)
 

@@ -29,7 +29,7 @@ from speciarl.evaluation.metrics import (
     slot_name,
 )
 from speciarl.policy.microbatch import chunked_token_logprobs, micro_batches
-from speciarl.policy.policy import Policy, Rollout, token_logprobs, token_logprobs_with_entropy
+from speciarl.policy.policy import Policy, Rollout, is_peft_model, token_logprobs, token_logprobs_with_entropy
 from speciarl.rl.algorithms import (
     AlgorithmConfig,
     group_advantages,
@@ -130,7 +130,7 @@ class SpeciaRLModule(LightningModule):
         # Kept in a tuple, not registered as a submodule: it is frozen, needs no checkpointing,
         # and stays in eval mode without Lightning warning about it.
         self._frozen_reference: tuple[nn.Module, ...] = ()
-        if algorithm.kl_coef > 0 and not _is_peft(self.model):
+        if algorithm.kl_coef > 0 and not is_peft_model(self.model):
             # Full fine-tuning: the reference is a frozen copy of the starting weights.
             self._frozen_reference = (copy.deepcopy(self.model).eval().requires_grad_(False),)
         self.val_counts = CategoryCounts()
@@ -185,9 +185,9 @@ class SpeciaRLModule(LightningModule):
             # summed over ranks; on resume rank 0 carries them and the other ranks start at 0
             "totals": dict(self.global_totals),
             "rollout": self.rollout.state_dict() if hasattr(self.rollout, "state_dict") else None,
-            "trainable_only": _is_peft(self.model),
+            "trainable_only": is_peft_model(self.model),
         }
-        if _is_peft(self.model):
+        if is_peft_model(self.model):
             trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
@@ -523,7 +523,7 @@ class SpeciaRLModule(LightningModule):
     def _reference(self):
         if self._frozen_reference:
             yield self._frozen_reference[0]
-        elif _is_peft(self.model):
+        elif is_peft_model(self.model):
             with self.model.disable_adapter():
                 yield self.model
         else:
@@ -693,10 +693,6 @@ class SpeciaRLModule(LightningModule):
 def _default_optimizer(params: list[nn.Parameter]) -> torch.optim.Optimizer:
     """AdamW at the paper's defaults for the embedded run, when no optimiser is configured."""
     return torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
-
-
-def _is_peft(model: nn.Module) -> bool:
-    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
 
 
 def _grad_norm(model: nn.Module) -> torch.Tensor:

@@ -201,6 +201,18 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     return lse.squeeze(-1) - (probs * finite).sum(-1)
 
 
+def is_peft_model(model: torch.nn.Module) -> bool:
+    """True for a peft ``PeftModel`` (a LoRA adapter on a frozen base), without importing peft.
+
+    Checked by isinstance where peft is importable; otherwise no model can be a peft model.
+    """
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
 def _device_of(model: torch.nn.Module) -> torch.device:
     """Where the model's weights live (prompts are encoded onto it, so GPU runs work)."""
     for p in model.parameters():

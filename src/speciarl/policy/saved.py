@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from speciarl.policy.policy import Policy
+from speciarl.policy.policy import Policy, is_peft_model
 
 MARKER = "speciarl_policy.json"
 
@@ -23,7 +23,7 @@ def save_policy(policy: Policy, folder: str | Path, prompt: str | None = None) -
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model = policy.model
-    is_adapter = hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
+    is_adapter = is_peft_model(model)
     model.save_pretrained(str(folder))
     policy.processor.save_pretrained(str(folder))
     info = {"kind": "adapter" if is_adapter else "full", "prompt": prompt}

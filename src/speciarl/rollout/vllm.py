@@ -37,7 +37,7 @@ import torch
 
 from speciarl.core.samples import Sample
 from speciarl.data.prompts import chat_messages
-from speciarl.policy.policy import Policy, PromptBatch, Rollout
+from speciarl.policy.policy import Policy, PromptBatch, Rollout, is_peft_model
 from speciarl.runs.distributed import global_rank, world_size
 
 log = logging.getLogger(__name__)
@@ -124,10 +124,6 @@ def rollout_from_outputs(
         truncated=truncated.to(device),
         group_size=group_size,
     )
-
-
-def _is_lora(model: torch.nn.Module) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "save_pretrained")
 
 
 def _is_sharded(model: torch.nn.Module) -> bool:
@@ -257,7 +253,7 @@ class VLLMRollout:
         if self._llm is not None:
             return self._llm
         vllm = import_vllm()
-        if not _is_lora(policy.model):
+        if not is_peft_model(policy.model):
             raise ValueError(
                 "rollout=vllm follows the policy through its LoRA adapter: set model.lora (e.g. "
                 "model.lora={r: 64, alpha: 32}), or use rollout=hf for full fine-tuning"

@@ -17,7 +17,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from speciarl.export import is_lora, save_adapter, save_model
+from speciarl.export import save_adapter, save_model
+from speciarl.policy.policy import is_peft_model
 
 log = logging.getLogger(__name__)
 # The checkpoint is meant to hold the state *after* the step's updates (what a resumed run
@@ -69,7 +70,7 @@ class RLCheckpoint(ModelCheckpoint):
             return
         target = Path(filepath).with_suffix("")
         target = target.with_name(target.name + "-policy")
-        if is_lora(policy.model):
+        if is_peft_model(policy.model):
             save_adapter(policy, target)
         else:
             save_model(policy, target, merge=False)
