@@ -19,7 +19,6 @@ import time
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,10 @@ from lightning.pytorch import seed_everything
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from speciarl.core.categories import Category, Outcome, extract_answer, parse_judgement
+from speciarl.core.categories import parse_judgement
+from speciarl.core.samples import Sample
 from speciarl.evaluation.figures import dataset_figures, group_figures, text_inclusion
-from speciarl.evaluation.loop import best_judgement
+from speciarl.evaluation.loop import Decoding, EvalRecord, evaluate_batch
 from speciarl.evaluation.prediction_log import PredictionLog
 from speciarl.evaluation.report import write_report
 from speciarl.evaluation.semantic_similarity import SentenceEmbedder, load_embedder
@@ -43,23 +43,6 @@ from speciarl.train import CONF_DIR
 log = logging.getLogger("speciarl.evaluate")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """How one answer per image is chosen: greedy (best_of 1) or the best of N samples."""
-
-    best_of: int = 1
-    temperature: float = 0.6
-    top_p: float = 0.95
-
-    def __post_init__(self) -> None:
-        if self.best_of < 1:
-            raise ValueError(f"eval.best_of_n must be >= 1, got {self.best_of}")
-        if self.best_of > 1 and not (self.temperature > 0 and 0 < self.top_p <= 1):
-            raise ValueError(
-                f"best-of-N needs temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}"
-            )
 
 
 def evaluation_split(datamodule: Any, split: str) -> Dataset:
@@ -106,6 +89,37 @@ def _as_list(items: list) -> list:
     return items
 
 
+def _split_readable(
+    batch: Sequence[tuple[int, Any]], data: Dataset, dataset_name: str
+) -> tuple[list[dict[str, Any]], list[tuple[int, Sample]]]:
+    """Rows for the unreadable items of a batch (marked skipped), and the readable (index, sample)s."""
+    skipped, readable = [], []
+    for index, sample in batch:
+        if sample is None:
+            sample_id, name = _meta(data, index, dataset_name)
+            skipped.append({"index": index, "dataset": name, "sample_id": sample_id, "skipped": True})
+        else:
+            readable.append((index, sample))
+    return skipped, readable
+
+
+def _row(index: int, sample: Sample, record: EvalRecord, dataset_name: str) -> dict[str, Any]:
+    """The prediction-log line of one evaluated item."""
+    row = {
+        "index": index,
+        "dataset": sample.tags.get("dataset", dataset_name),
+        "sample_id": sample.sample_id,
+        "label": sample.label,
+        "prediction": record.prediction,
+        "completion": record.completion,
+        "category": record.judgement.value,
+        "tags": {k: v for k, v in sample.tags.items() if k != "dataset"},
+    }
+    if len(record.group) > 1:
+        row["sample_categories"] = dict(Counter(v.value for v in record.group))
+    return row
+
+
 def predict(
     policy: Policy,
     data: Dataset,
@@ -130,46 +144,11 @@ def predict(
         collate_fn=_as_list,
     )
     added = 0
-    n = decoding.best_of
     for batch in loader:
-        rows: list[dict[str, Any]] = []
-        readable = []
-        for index, sample in batch:
-            if sample is None:
-                sample_id, name = _meta(data, index, dataset_name)
-                rows.append({"index": index, "dataset": name, "sample_id": sample_id, "skipped": True})
-            else:
-                readable.append((index, sample))
+        rows, readable = _split_readable(batch, data, dataset_name)
         if readable:
-            samples = [s for _, s in readable]
-            out = rollout.generate(
-                policy,
-                samples,
-                group_size=n,
-                greedy=n == 1,
-                temperature=decoding.temperature,
-                top_p=decoding.top_p,
-            )
-            answers = [extract_answer(t) for t in out.texts]
-            verdicts = judge.judge([s.label for s in samples for _ in range(n)], answers)
-            # No later judge will take an unresolved answer over here: it is wrong.
-            verdicts = [Category.WRONG if v is Outcome.UNRESOLVED else v for v in verdicts]
-            for k, (index, sample) in enumerate(readable):
-                group = verdicts[k * n : (k + 1) * n]
-                j = k * n + best_judgement(group)
-                row = {
-                    "index": index,
-                    "dataset": sample.tags.get("dataset", dataset_name),
-                    "sample_id": sample.sample_id,
-                    "label": sample.label,
-                    "prediction": answers[j],
-                    "completion": out.texts[j],
-                    "category": verdicts[j].value,
-                    "tags": {k2: v for k2, v in sample.tags.items() if k2 != "dataset"},
-                }
-                if n > 1:
-                    row["sample_categories"] = dict(Counter(v.value for v in group))
-                rows.append(row)
+            records = evaluate_batch(policy, rollout, judge, [s for _, s in readable], decoding)
+            rows += [_row(i, s, r, dataset_name) for (i, s), r in zip(readable, records, strict=True)]
         plog.append(rows)
         added += len(rows)
         if progress is not None:
@@ -229,6 +208,36 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "method"
 
 
+def _prediction_log(
+    cfg: DictConfig, method: str, decoding: Decoding, rollout: Any, out_dir: Path, ckpt: str | None
+) -> PredictionLog:
+    """The method's resumable prediction log, fingerprinted by everything that makes a prediction."""
+    fingerprint = {
+        "method": method,
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "ckpt": ckpt,
+        "decoding": decoding.__dict__,
+        "max_new_tokens": getattr(rollout, "max_new_tokens", None),
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "split": cfg.eval.split,
+    }
+    return PredictionLog(
+        out_dir / f"predictions_{_safe(method)}.jsonl", fingerprint, resume=bool(cfg.eval.resume)
+    )
+
+
+def _progress_logger(method: str) -> Callable[[int, int], None]:
+    """A progress callback that logs at most every 30 s, and once at the end."""
+    last = [time.perf_counter()]
+
+    def progress(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 30 or done == total:
+            log.info("%s: %d / %d evaluated", method, done, total)
+            last[0] = time.perf_counter()
+
+    return progress
+
+
 def evaluate_method(
     cfg: DictConfig,
     method: str,
@@ -245,23 +254,7 @@ def evaluate_method(
     started = time.perf_counter()
     e = cfg.eval
     decoding = Decoding(int(e.best_of_n), float(e.temperature), float(e.top_p))
-    fingerprint = {
-        "method": method,
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "ckpt": ckpt,
-        "decoding": decoding.__dict__,
-        "max_new_tokens": getattr(rollout, "max_new_tokens", None),
-        "data": OmegaConf.to_container(cfg.data, resolve=True),
-        "split": e.split,
-    }
-    plog = PredictionLog(out_dir / f"predictions_{_safe(method)}.jsonl", fingerprint, resume=bool(e.resume))
-    last = [time.perf_counter()]
-
-    def progress(done: int, total: int) -> None:
-        if time.perf_counter() - last[0] > 30 or done == total:
-            log.info("%s: %d / %d evaluated", method, done, total)
-            last[0] = time.perf_counter()
-
+    plog = _prediction_log(cfg, method, decoding, rollout, out_dir, ckpt)
     seed_everything(int(cfg.seed), verbose=False)
     t = time.perf_counter()
     added = predict(
@@ -275,6 +268,7 @@ def evaluate_method(
         batch_size=int(e.batch_size),
         num_workers=int(cfg.data.get("num_workers", 0) or 0),
         limit=e.limit,
+        progress=_progress_logger(method),
     )
     predict_seconds = time.perf_counter() - t
     groups = {k: list(v) for k, v in e.groups.items()} if e.get("groups") else None
@@ -373,20 +367,12 @@ def _log(
                 if name in paths:
                     logger.log_image(key=f"eval/{name}", images=[str(paths[name])])
             columns = ["method", "dataset", "sample_id", "label", "prediction", "category"]
-            data = []
-            for method, r in results.items():
-                for row in PredictionLog.read_rows(r["predictions"])[:200]:
-                    if not row.get("skipped"):
-                        data.append(
-                            [
-                                method,
-                                row["dataset"],
-                                row["sample_id"],
-                                row["label"],
-                                row["prediction"],
-                                row["category"],
-                            ]
-                        )
+            data = [
+                [method, *(row[c] for c in columns[1:])]
+                for method, r in results.items()
+                for row in PredictionLog.read_rows(r["predictions"])[:200]
+                if not row.get("skipped")
+            ]
             logger.log_table(key="eval/predictions", columns=columns, data=data)
 
 

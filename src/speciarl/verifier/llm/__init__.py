@@ -1,0 +1,1 @@
+"""The LLM judge's parts: the chat-completions transport and the judging protocol."""

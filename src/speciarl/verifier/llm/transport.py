@@ -1,0 +1,242 @@
+"""An OpenAI-compatible chat-completions client: request building, retries with backoff, timeouts.
+
+It knows HTTP and the chat-completions reply shape, nothing of judging: what to ask, what
+guidance to send and whether an answer is usable are the caller's (``validate`` turns a reply
+text into a value, or None for a malformed answer that is worth asking again).
+
+Failure handling, in order:
+- a request is bounded by ``timeout_s`` per socket operation (connect, each read);
+- timeouts, connection errors, HTTP 408/429/5xx and malformed answers are retried with
+  exponential backoff (``backoff_s * 2**k``, at most ``backoff_max_s``; a ``Retry-After`` header
+  is honoured up to that cap); other 4xx are not retried;
+- an HTTP 400 to a guided request is retried once without guidance; if that succeeds the server
+  is taken not to support it and guidance stays off for this client (a warning says so).
+
+Every attempt and failure is counted in a shared ``Counters`` (requests, retries, timeouts,
+connection_errors, http_4xx, http_5xx, protocol_errors, malformed_answers, guidance_disabled).
+The API key is read from the environment variable named by ``api_key_env``; it is sent only in
+the ``Authorization`` header and appears in no repr, log line, counter or error, and a pickled
+client carries none (the other side reads the same variable again).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from speciarl.verifier.redaction import redact_url
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class Counters:
+    """Thread-safe event counts of the current call; pickled without its lock."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += n
+
+    def start(self, keys: Iterable[str]) -> None:
+        """Begin a call: every key of ``keys`` at zero, nothing else."""
+        with self._lock:
+            self.counts = Counter({key: 0 for key in keys})
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.counts)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"counts": self.counts}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.counts = state["counts"]
+        self._lock = threading.Lock()
+
+
+class AttemptFailed(Exception):
+    """One HTTP attempt failed; ``kind`` names the counter it goes to."""
+
+    def __init__(self, kind: str, detail: str, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ChatCompletionsClient:
+    """POSTs chat completions to ``<base_url>/chat/completions`` and retries what may succeed later.
+
+    Args:
+        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1``.
+        model: the served model name.
+        counters: where attempts and failures are counted (shared with the caller).
+        api_key_env: name of the environment variable holding the API key; None sends no key.
+        guided: the name of the guidance the caller sends, for the warning when a server rejects it.
+        timeout_s: per socket operation of one request.
+        max_retries: retries after the first attempt, per request.
+        backoff_s, backoff_max_s: exponential backoff between attempts.
+        extra_body: merged into every request body.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        counters: Counters,
+        api_key_env: str | None = None,
+        guided: str = "none",
+        timeout_s: float = 30.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 8.0,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.endpoint = f"{self.base_url}/chat/completions"
+        self.model = model
+        self.counters = counters
+        self.guided = guided
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.extra_body = dict(extra_body or {})
+        self.api_key_env = api_key_env
+        self._api_key = read_api_key(api_key_env)
+        self.guidance_on = guided != "none"
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self._api_key)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_api_key"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._api_key = read_api_key(self.api_key_env)
+
+    def ask(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        validate: Callable[[str | None], Any],
+        guidance: dict[str, Any] | None = None,
+        temperature: float = 0.0,
+    ) -> Any:
+        """The first validated answer to ``messages``, or None once every attempt failed."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            **self.extra_body,
+        }
+        delay = 0.0
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self.counters.add("retries")
+                time.sleep(delay)
+            delay = min(self.backoff_max_s, self.backoff_s * 2**attempt)
+            try:
+                text = self._post_with_guidance(body, guidance or {})
+            except AttemptFailed as failure:
+                self.counters.add(failure.kind)
+                log.debug("judge request failed (%s): %s", failure.kind, failure.detail)
+                if not failure.retryable:
+                    return None
+                if failure.retry_after is not None:
+                    delay = min(self.backoff_max_s, max(delay, failure.retry_after))
+                continue
+            value = validate(text)
+            if value is not None:
+                return value
+            self.counters.add("malformed_answers")
+        return None
+
+    def _post_with_guidance(self, body: dict[str, Any], guidance: dict[str, Any]) -> str | None:
+        if not (guidance and self.guidance_on):
+            return self._post(body)
+        try:
+            return self._post({**body, **guidance})
+        except AttemptFailed as failure:
+            if failure.kind != "http_400":
+                raise
+        # A 400 to a guided request: the server may not know the guidance field. Try without.
+        text = self._post(body)
+        if self.guidance_on:
+            self.guidance_on = False
+            self.counters.add("guidance_disabled")
+            log.warning(
+                "the judge server at %s rejected guided decoding (%s) but accepted the plain request: "
+                "judging without it from now on; answers are still validated",
+                redact_url(self.base_url),
+                self.guided,
+            )
+        return text
+
+    def _post(self, body: dict[str, Any]) -> str | None:
+        """One HTTP attempt; the assistant text (None if the reply had none) or AttemptFailed."""
+        self.counters.add("requests")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        request = urllib.request.Request(
+            self.endpoint, data=json.dumps(body).encode(), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            status = err.code
+            retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
+            err.close()
+            kind = "http_400" if status == 400 else f"http_{status // 100}xx"
+            raise AttemptFailed(kind, f"HTTP {status}", status in RETRYABLE_STATUS, retry_after) from None
+        except urllib.error.URLError as err:
+            if isinstance(err.reason, TimeoutError):
+                raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
+            raise AttemptFailed("connection_errors", f"{type(err.reason).__name__}", True) from None
+        except TimeoutError:
+            raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
+        except (ConnectionError, OSError) as err:
+            raise AttemptFailed("connection_errors", type(err).__name__, True) from None
+        try:
+            payload = json.loads(raw)
+            return payload["choices"][0]["message"]["content"]
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise AttemptFailed("protocol_errors", "reply is not a chat completion", True) from None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def read_api_key(env_name: str | None) -> str | None:
+    if not env_name:
+        return None
+    value = os.environ.get(env_name)
+    if not value:
+        raise ValueError(
+            f"the judge's API key variable {env_name!r} (verifier api_key_env) is not set in the "
+            "environment: export it, or set api_key_env to null for a server without a key"
+        )
+    return value
