@@ -11,14 +11,10 @@ from PIL import Image
 from scipy.io import savemat
 
 from speciarl.data.benchmark_datamodules import benchmark_datamodule, mixed_datamodule
-from speciarl.data.benchmarks import (
-    ROOT_ENV,
-    DatasetLayoutError,
-    read_benchmark,
-    read_image_folder,
-    read_parquet,
-)
+from speciarl.data.benchmarks import ROOT_ENV, DatasetLayoutError, read_benchmark
 from speciarl.data.image_sets import readable_label
+from speciarl.data.readers.image_folder import read_image_folder
+from speciarl.data.readers.parquet import read_parquet
 
 
 def jpg(path: Path, colour=(200, 30, 30)) -> None:

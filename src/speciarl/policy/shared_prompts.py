@@ -51,6 +51,33 @@ def _checkpointing(module: torch.nn.Module) -> bool:
     return any(getattr(m, "gradient_checkpointing", False) for m in module.modules())
 
 
+def _path_allowed(decoder: torch.nn.Module, prompt: dict[str, Tensor], n: int) -> bool:
+    """Whether the shared-prompt path may run: several rows, one image each, left padding, no checkpointing."""
+    return not (
+        n < 2
+        or not hasattr(decoder, "get_rope_index")
+        or prompt["image_grid_thw"].shape[0] != n
+        or not bool(
+            prompt["attention_mask"][:, -1].bool().all()
+        )  # left padding: the last prompt column is real
+        or _checkpointing(decoder)
+    )
+
+
+def _rope_positions(
+    decoder: torch.nn.Module, prompt: dict[str, Tensor], ids: Tensor, full_attention: Tensor
+) -> Tensor:
+    """Multimodal rotary positions of every row's prompt and completion, as one sequence."""
+    with torch.no_grad():
+        positions, _ = decoder.get_rope_index(
+            torch.cat([prompt["input_ids"], ids], dim=1),
+            mm_token_type_ids=torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(ids)], dim=1),
+            image_grid_thw=prompt["image_grid_thw"],
+            attention_mask=full_attention,
+        )
+    return positions
+
+
 def shared_prompt_hidden(
     decoder: torch.nn.Module,
     encoder_owner: torch.nn.Module,
@@ -70,13 +97,7 @@ def shared_prompt_hidden(
 
     input_ids, attention = prompt["input_ids"], prompt["attention_mask"]
     n, width = ids.shape
-    if (
-        n < 2
-        or not hasattr(decoder, "get_rope_index")
-        or prompt["image_grid_thw"].shape[0] != n
-        or not bool(attention[:, -1].bool().all())  # left padding: the last prompt column is real
-        or _checkpointing(decoder)
-    ):
+    if not _path_allowed(decoder, prompt, n):
         return None
     owner = prompt_owner(input_ids, attention, prompt["pixel_values"], prompt["image_grid_thw"])
     if owner[-1] + 1 == n:
@@ -87,13 +108,7 @@ def shared_prompt_hidden(
     prompt_len = input_ids.shape[1]
 
     full_attention = torch.cat([attention, mask.to(attention.dtype)], dim=1)
-    with torch.no_grad():
-        positions, _ = decoder.get_rope_index(
-            torch.cat([input_ids, ids], dim=1),
-            mm_token_type_ids=torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(ids)], dim=1),
-            image_grid_thw=prompt["image_grid_thw"],
-            attention_mask=full_attention,
-        )
+    positions = _rope_positions(decoder, prompt, ids, full_attention)
     blocks = torch.split(prompt["pixel_values"], prompt["image_grid_thw"].prod(-1).tolist())
     images: dict[str, Any] = image_inputs(
         encoder_owner, torch.cat([blocks[i] for i in first]), prompt["image_grid_thw"][first_index]

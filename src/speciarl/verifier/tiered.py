@@ -79,6 +79,41 @@ class TieredJudge:
         n = len(predictions)
         verdicts: list[Judgement | None] = [None] * n
         tier = Counter({name: 0 for name in TIERS})
+        pending = self._deterministic_tiers(ground_truths, predictions, verdicts, tier)
+
+        t_cache = time.perf_counter()
+        cached = self.cache.get_many(self.llm.identity, list(pending)) if self.cache and pending else {}
+        for pair, verdict in cached.items():
+            for i in pending.pop(pair):
+                verdicts[i] = verdict
+                tier["cache"] += 1
+        cache_seconds = time.perf_counter() - t_cache
+
+        llm_stats: dict[str, float] = {"requests": 0.0}
+        if pending:
+            cache_seconds += self._llm_tier(pending, verdicts, tier)
+            llm_stats = dict(getattr(self.llm, "last_stats", {}) or {})
+        out: list[Judgement] = [v if v is not None else Outcome.JUDGE_ERROR for v in verdicts]
+
+        self.totals.update(tier)
+        stats: dict[str, float] = {name: float(tier[name]) for name in TIERS}
+        stats["verdicts"] = float(n)
+        stats["llm_share"] = (tier["llm"] + tier["llm_error"]) / n if n else 0.0
+        stats["llm_pairs"] = float(len(pending))
+        stats["cache_seconds"] = cache_seconds
+        stats["seconds"] = time.perf_counter() - started
+        stats.update({f"llm_{k}": float(v) for k, v in llm_stats.items() if f"llm_{k}" not in stats})
+        self.last_stats = stats
+        return out
+
+    def _deterministic_tiers(
+        self,
+        ground_truths: Sequence[str],
+        predictions: Sequence[str | None],
+        verdicts: list[Judgement | None],
+        tier: Counter[str],
+    ) -> dict[tuple[str, str], list[int]]:
+        """Fill the parse-failure, exact and taxonomy verdicts; the rest, by cache key, with their indices."""
         pending: dict[tuple[str, str], list[int]] = {}
         deterministic = self.deterministic.judge(ground_truths, predictions)
         for i, (truth, prediction) in enumerate(zip(ground_truths, predictions, strict=True)):
@@ -93,44 +128,27 @@ class TieredJudge:
                 tier["taxonomy"] += 1
             else:
                 pending.setdefault(cache_key(truth, prediction), []).append(i)
+        return pending
 
+    def _llm_tier(
+        self, pending: dict[tuple[str, str], list[int]], verdicts: list[Judgement | None], tier: Counter[str]
+    ) -> float:
+        """Ask the LLM once per pending pair, cache its categories; returns the seconds spent caching."""
+        asked = list(pending)
+        answers = self.llm.judge([p[0] for p in asked], [p[1] for p in asked])
+        if len(answers) != len(asked):
+            raise RuntimeError(f"the LLM judge returned {len(answers)} verdicts for {len(asked)} pairs")
+        fresh = {pair: a for pair, a in zip(asked, answers, strict=True) if isinstance(a, Category)}
         t_cache = time.perf_counter()
-        cached = self.cache.get_many(self.llm.identity, list(pending)) if self.cache and pending else {}
-        for pair, verdict in cached.items():
-            for i in pending.pop(pair):
-                verdicts[i] = verdict
-                tier["cache"] += 1
+        if self.cache is not None and fresh:
+            self.cache.put_many(self.llm.identity, fresh)
         cache_seconds = time.perf_counter() - t_cache
-
-        llm_stats: dict[str, float] = {"requests": 0.0}
-        if pending:
-            asked = list(pending)
-            answers = self.llm.judge([p[0] for p in asked], [p[1] for p in asked])
-            if len(answers) != len(asked):
-                raise RuntimeError(f"the LLM judge returned {len(answers)} verdicts for {len(asked)} pairs")
-            fresh = {pair: a for pair, a in zip(asked, answers, strict=True) if isinstance(a, Category)}
-            t_cache = time.perf_counter()
-            if self.cache is not None and fresh:
-                self.cache.put_many(self.llm.identity, fresh)
-            cache_seconds += time.perf_counter() - t_cache
-            for pair, answer in zip(asked, answers, strict=True):
-                ok = isinstance(answer, Category)
-                for i in pending[pair]:
-                    verdicts[i] = answer if ok else Outcome.JUDGE_ERROR
-                    tier["llm" if ok else "llm_error"] += 1
-            llm_stats = dict(getattr(self.llm, "last_stats", {}) or {})
-        out: list[Judgement] = [v if v is not None else Outcome.JUDGE_ERROR for v in verdicts]
-
-        self.totals.update(tier)
-        stats: dict[str, float] = {name: float(tier[name]) for name in TIERS}
-        stats["verdicts"] = float(n)
-        stats["llm_share"] = (tier["llm"] + tier["llm_error"]) / n if n else 0.0
-        stats["llm_pairs"] = float(len(pending))
-        stats["cache_seconds"] = cache_seconds
-        stats["seconds"] = time.perf_counter() - started
-        stats.update({f"llm_{k}": float(v) for k, v in llm_stats.items() if f"llm_{k}" not in stats})
-        self.last_stats = stats
-        return out
+        for pair, answer in zip(asked, answers, strict=True):
+            ok = isinstance(answer, Category)
+            for i in pending[pair]:
+                verdicts[i] = answer if ok else Outcome.JUDGE_ERROR
+                tier["llm" if ok else "llm_error"] += 1
+        return cache_seconds
 
 
 def _same_words(truth: str, prediction: str) -> bool:

@@ -237,10 +237,11 @@ def benchmark_taxonomy(name: str, root: str | None = None) -> Taxonomy:
 
 def aircraft_taxonomy_from_files(root: str | None) -> Taxonomy | None:
     """Built from ``data/images_{variant,family,manufacturer}_*.txt`` when they are on disk."""
-    from speciarl.data.benchmarks import MARKERS, DatasetLayoutError, aircraft_hierarchy, locate
+    from speciarl.data.readers.fgvc_aircraft import INFO, aircraft_hierarchy
+    from speciarl.data.readers.layout import DatasetLayoutError, locate
 
     try:
-        folder = locate("fgvc_aircraft", root, MARKERS["fgvc_aircraft"])
+        folder = locate(INFO, root)
     except DatasetLayoutError:
         return None
     mapping = aircraft_hierarchy(folder / "data")

@@ -1,0 +1,1 @@
+"""Readers of the benchmarks' on-disk layouts, one module per benchmark, their shared logic in ``layout``."""
