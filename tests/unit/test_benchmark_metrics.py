@@ -1,4 +1,4 @@
-"""Per-dataset and group figures against hand-worked examples (SPEC.md section 5)."""
+"""Per-dataset and group figures against hand-worked examples (the C/S/HM of the SpeciaRL paper, arXiv 2603.03197, Sec. 4)."""
 
 import pytest
 

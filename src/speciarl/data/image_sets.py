@@ -1,6 +1,6 @@
 """Datasets of labelled images on disk (or in parquet files), loaded lazily and robustly.
 
-Readers of the benchmark layouts (``speciarl.data.benchmarks``) produce ``ImageEntry`` lists;
+Readers of the benchmark layouts (``speciarl.data.readers``) produce ``ImageEntry`` lists;
 these datasets turn them into ``Sample`` objects one at a time. An unreadable image yields
 ``None`` with a warning and is counted in ``skipped`` (the collate function and the
 evaluation drop it and report the count); nothing is loaded before it is asked for.

@@ -1,6 +1,6 @@
 """Figures of an open-world evaluation: per dataset, per group of datasets, and secondary metrics.
 
-Per dataset (SPEC.md section 5; parse failures count as not correct, judge errors are not
+Per dataset (the metrics of the SpeciaRL paper, arXiv 2603.03197, Sec. 4; parse failures count as not correct, judge errors are not
 verdicts and are counted apart):
     C = (generic + less specific + specific + more specific) / N
     S = (specific + more specific) / (generic + less specific + specific + more specific)

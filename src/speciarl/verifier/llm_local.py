@@ -36,7 +36,7 @@ class LLMLocalJudge:
         device: ``auto`` (cuda when available), ``cpu``, ``cuda:0``...
         dtype: ``auto`` (bfloat16 on GPU, float32 on CPU) or a torch dtype name.
         batch_size: sequences per forward pass (each pair is six sequences).
-        normalize: judge the normalised strings (SPEC section 1).
+        normalize: judge the normalised strings (``core.categories.normalize_label``).
         length_normalize: score labels by mean instead of summed token log-probability.
         end_token: the end-of-turn token appended to each label (default: the tokenizer's eos).
         chat_template_kwargs: passed to ``apply_chat_template`` (e.g. ``{enable_thinking: false}``).
