@@ -26,6 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from speciarl.core.categories import Category, Judgement, Outcome, extract_answer, parse_judgement
+from speciarl.evaluation.loop import resolve
 from speciarl.evaluation.metrics import summary
 
 log = logging.getLogger("speciarl.verify")
@@ -75,8 +76,8 @@ def judge_rows(judge: Any, rows: list[dict[str, Any]], keys: Any, chunk: int) ->
         got = judge.judge(
             [rows[i][keys["ground_truth"]] for i in part], [rows[i][keys["prediction"]] for i in part]
         )
-        for i, verdict in zip(part, got, strict=True):
-            verdicts[i] = Category.WRONG if verdict is Outcome.UNRESOLVED else verdict
+        for i, verdict in zip(part, resolve(got), strict=True):
+            verdicts[i] = verdict
     return verdicts
 
 

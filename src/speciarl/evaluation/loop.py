@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from speciarl.core.categories import BEST_OF_N_ORDER, Category, Judgement, Outcome, extract_answer
-from speciarl.core.samples import Sample
 from speciarl.evaluation.metrics import summary
-from speciarl.policy.policy import Policy, Rollout
+
+if TYPE_CHECKING:  # annotations only: ``resolve`` is imported by the light verify CLI
+    from speciarl.core.samples import Sample
+    from speciarl.policy.policy import Policy, Rollout
 
 
 class Judge(Protocol):
