@@ -16,12 +16,12 @@ from speciarl.evaluation.loop import (
 from speciarl.rollout.hf import HFRollout
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
-C, O = Category, Outcome
+C, Out = Category, Outcome
 
 
 def test_resolve_maps_only_unresolved_to_wrong():
-    judged = [C.SPECIFIC, O.UNRESOLVED, O.PARSE_FAILURE, O.JUDGE_ERROR, C.ABSTAIN]
-    assert resolve(judged) == [C.SPECIFIC, C.WRONG, O.PARSE_FAILURE, O.JUDGE_ERROR, C.ABSTAIN]
+    judged = [C.SPECIFIC, Out.UNRESOLVED, Out.PARSE_FAILURE, Out.JUDGE_ERROR, C.ABSTAIN]
+    assert resolve(judged) == [C.SPECIFIC, C.WRONG, Out.PARSE_FAILURE, Out.JUDGE_ERROR, C.ABSTAIN]
 
 
 def test_judge_completions_counts_an_unplaced_answer_wrong():
@@ -29,16 +29,16 @@ def test_judge_completions_counts_an_unplaced_answer_wrong():
     judge = TaxonomyJudge(shapes_taxonomy(), unresolved_as_wrong=False)
     labels = ["crimson circle"] * 3
     texts = ["<answer>crimson circle</answer>", "<answer>teapot</answer>", "no answer tag"]
-    assert judge.judge(labels, [extract_answer(t) for t in texts])[1] is O.UNRESOLVED
+    assert judge.judge(labels, [extract_answer(t) for t in texts])[1] is Out.UNRESOLVED
     answers, verdicts = judge_completions(judge, labels, texts)
     assert answers == ["crimson circle", "teapot", None]
-    assert verdicts == [C.SPECIFIC, C.WRONG, O.PARSE_FAILURE]
+    assert verdicts == [C.SPECIFIC, C.WRONG, Out.PARSE_FAILURE]
 
 
 def test_best_judgement_ranks_more_specific_first_and_failures_last():
-    assert best_judgement([C.WRONG, O.PARSE_FAILURE, C.LESS_SPECIFIC, C.SPECIFIC, C.MORE_SPECIFIC]) == 4
-    assert best_judgement([O.PARSE_FAILURE, C.WRONG]) == 1
-    assert best_judgement([O.JUDGE_ERROR, O.PARSE_FAILURE]) == 1
+    assert best_judgement([C.WRONG, Out.PARSE_FAILURE, C.LESS_SPECIFIC, C.SPECIFIC, C.MORE_SPECIFIC]) == 4
+    assert best_judgement([Out.PARSE_FAILURE, C.WRONG]) == 1
+    assert best_judgement([Out.JUDGE_ERROR, Out.PARSE_FAILURE]) == 1
     assert best_judgement([C.GENERIC, C.GENERIC]) == 0  # ties: the first
 
 
