@@ -1,4 +1,4 @@
-"""Per-dataset and group figures against hand-worked examples (SPEC.md section 5)."""
+"""Per-dataset and group figures against hand-worked examples (the evaluation protocol of the SpeciaRL paper, arXiv 2603.03197)."""
 
 import pytest
 

@@ -37,7 +37,7 @@ def parent_answer_is_stable(k: int, group_size: int) -> bool:
 
     A leaf guess is rewarded with probability 1/k; a correct parent answer only when none of the
     other G - 1 rollouts guesses the right leaf, which (if they all guess) has probability
-    (1 - 1/k)^(G-1) (research/toy-experiment.md section 3.2).
+    (1 - 1/k)^(G-1). The SpeciaRL reward is the paper's (arXiv 2603.03197), Sec. 3.
     """
     if k < 1 or group_size < 1:
         raise ValueError(f"k and group_size must be positive, got k={k}, group_size={group_size}")

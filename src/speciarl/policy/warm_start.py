@@ -3,7 +3,8 @@
 Phase 1 teaches mostly leaf labels (plus some type and family labels, so the whole hierarchy is
 learnt); phase 2 then shifts the label mix towards family and type answers. The result answers
 generically when greedy, while its samples still contain the leaf: the paper's premise at
-laptop scale (research/toy-experiment.md). The result is cached next to the base model.
+laptop scale (the SpeciaRL paper, arXiv 2603.03197: the model knows more than it says). The result
+is cached next to the base model.
 """
 
 from __future__ import annotations
