@@ -218,7 +218,7 @@ def ensure_warm_started(
     started = time.perf_counter()
     # One thread: float sums then come out the same whatever the caller's thread count, and the
     # result is worth it. With 2 threads the benchmark recipe once produced a much weaker base
-    # (README, "Reproducing the paper's table").
+    # (docs/results-and-reproduction.md, "The warm start is fragile").
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
