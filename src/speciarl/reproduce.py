@@ -318,7 +318,7 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m speciarl.reproduce", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="reproduce", help="output folder")
+    parser.add_argument("--out", default="outputs/reproduce", help="output folder")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=200, help="RL steps per run")
     parser.add_argument("--sft-steps", type=int, default=300, help="steps of the SFT baseline")

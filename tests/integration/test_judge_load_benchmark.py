@@ -1,4 +1,4 @@
-"""The judge-load benchmark runs end to end on a small stream (its figures are in the README)."""
+"""The judge-load benchmark runs end to end on a small stream (its figures are in docs/judge.md)."""
 
 import json
 import runpy

@@ -1,4 +1,4 @@
-"""Every experiment the paper ran composes, with the optimiser and reward settings of SPEC.md."""
+"""Every experiment the paper ran composes, with the optimiser and reward settings of the paper (arXiv 2603.03197)."""
 
 from pathlib import Path
 
@@ -27,7 +27,7 @@ PAPER = [
     ("grpo_noisy10", "grpo", NoisySpeciaRLReward, 0.10, False),
     ("grpo_noisy25", "grpo", NoisySpeciaRLReward, 0.25, False),
 ]
-# SPEC.md section 4: std normalisation, clip low / high, dual clip, aggregation, KL coef, overlong shaping
+# The paper, Sec. 4: std normalisation, clip low / high, dual clip, aggregation, KL coef, overlong shaping
 OPTIMISERS = {
     "grpo": (True, 0.2, 0.2, 3.0, "token_mean", 0.01, False),
     "dr_grpo": (False, 0.2, 0.2, 3.0, "seq_mean_token_sum_norm", 0.0, False),

@@ -16,7 +16,7 @@ from speciarl.rl.rewards import (
     speciarl_reward,
 )
 
-# SPEC.md section 3, written out cell by cell:
+# The paper's reward tables (arXiv 2603.03197, Sec. 3), written out cell by cell:
 #            more specific, specific, less specific, generic, abstain, wrong
 SPEC_TABLES = {
     "reward3": (1, 1, 0, 0, 0, 0),

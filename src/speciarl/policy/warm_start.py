@@ -3,7 +3,8 @@
 Phase 1 teaches mostly leaf labels (plus some type and family labels, so the whole hierarchy is
 learnt); phase 2 then shifts the label mix towards family and type answers. The result answers
 generically when greedy, while its samples still contain the leaf: the paper's premise at
-laptop scale (research/toy-experiment.md). The result is cached next to the base model.
+laptop scale (the SpeciaRL paper, arXiv 2603.03197: the model knows more than it says). The result
+is cached next to the base model.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def ensure_warm_started(
     started = time.perf_counter()
     # One thread: float sums then come out the same whatever the caller's thread count, and the
     # result is worth it. With 2 threads the benchmark recipe once produced a much weaker base
-    # (README, "Reproducing the paper's table").
+    # (docs/results-and-reproduction.md, "The warm start is fragile").
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
