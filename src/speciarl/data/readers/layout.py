@@ -20,7 +20,7 @@ import numpy as np
 from speciarl.data.image_sets import ImageEntry, ImageFiles
 
 ROOT_ENV = "SPECIARL_DATA_ROOT"
-README_HINT = "see README.md#datasets-and-evaluation"
+README_HINT = "see docs/datasets.md#the-six-benchmarks"
 
 
 class DatasetLayoutError(FileNotFoundError):
