@@ -5,15 +5,10 @@ import math
 import pytest
 import torch
 
-from speciarl.rl.algorithms import (
-    AlgorithmConfig,
-    aggregate_loss,
-    clipped_policy_loss,
-    group_advantages,
-    group_relative_loss,
-    kl_penalty,
-    overlong_penalty,
-)
+from speciarl.rl.advantages import group_advantages
+from speciarl.rl.config import AlgorithmConfig
+from speciarl.rl.losses import aggregate_loss, clipped_policy_loss, group_relative_loss, kl_penalty
+from speciarl.rl.scoring import overlong_penalty
 
 
 class TestAdvantages:

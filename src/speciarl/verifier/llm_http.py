@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.interfaces import Judge
 from speciarl.verifier.judge_prompt import (
     BATCH_PROMPT_VERSION,
     LABELS,
@@ -107,7 +108,7 @@ class _CallState:
                     self.open = True
 
 
-class LLMHttpJudge:
+class LLMHttpJudge(Judge):
     """Judge pairs with an LLM behind an OpenAI-compatible chat-completions endpoint.
 
     Args:
