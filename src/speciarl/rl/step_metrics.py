@@ -82,21 +82,27 @@ class RunningTotals(Metric):
             self.add_state(key, default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, counts: Mapping[str, int]) -> None:
+        state = self.metric_state
         for key, value in counts.items():
-            setattr(self, key, getattr(self, key) + int(value))
+            state[key].add_(int(value))
 
     def local(self) -> dict[str, int]:
         """This rank's counters (no communication)."""
-        return {key: int(getattr(self, key)) for key in self.keys}
+        return self.compute_unsynced()
 
     def load(self, values: Mapping[str, int]) -> None:
         """Set this rank's counters (resuming: rank 0 carries the checkpoint's global totals)."""
+        state = self.metric_state
         for key in self.keys:
             if key in values:
-                setattr(self, key, torch.tensor(int(values[key]), dtype=torch.long, device=self.device))
+                state[key].fill_(int(values[key]))
+
+    def compute_unsynced(self) -> dict[str, int]:
+        state = self.metric_state
+        return {key: int(state[key]) for key in self.keys}
 
     def compute(self) -> dict[str, int]:
-        return {key: int(getattr(self, key)) for key in self.keys}
+        return self.compute_unsynced()
 
 
 @dataclass
