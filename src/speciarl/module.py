@@ -253,9 +253,8 @@ class SpeciaRLModule(LightningModule):
             trained = collection.batch.num_groups if collection.batch is not None else 0
             metrics.update_training(trained, update)
             stats.update(metrics.compute_training(update))
-        stats.update(
-            {f"time_{k}": v for k, v in {**collection.seconds, **(update.seconds if update else {})}.items()}
-        )
+        seconds = {**collection.seconds, **(update.seconds if update is not None else {})}
+        stats.update({f"time_{k}": v for k, v in seconds.items()})
         stats.update(judge_errors=judge_errors, dropped_groups=dropped)
         judge_stats = sum_judge_stats(collection.judge_calls)
         stats.update({f"judge_{k}": v for k, v in judge_stats.items() if f"judge_{k}" not in stats})

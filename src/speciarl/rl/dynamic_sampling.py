@@ -1,4 +1,4 @@
-"""DAPO dynamic sampling: keep generating until the training batch holds only informative groups.
+"""DAPO dynamic sampling (Yu et al. 2025): keep generating until the batch holds only informative groups.
 
 A group whose rewards are all equal has zero advantage under every group-relative estimator: it
 costs a forward and backward pass and teaches nothing (and with token-mean it dilutes the

@@ -1,7 +1,7 @@
 """Scoring a rollout: answers -> judge -> truncation handling -> reward -> overlong shaping.
 
-The module calls this once per generation round (more than once a step under dynamic sampling),
-so everything that turns completions into per-group rewards lives here, not in the module.
+``speciarl.rl.collect`` calls this once per generation round (more than once a step under
+dynamic sampling), so everything that turns completions into per-group rewards lives here.
 """
 
 from __future__ import annotations
