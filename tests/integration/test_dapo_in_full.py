@@ -16,7 +16,7 @@ from speciarl.core.samples import Sample
 from speciarl.data.prompts import format_answer
 from speciarl.data.synthetic import SyntheticShapes, shapes_taxonomy
 from speciarl.policy.policy import Policy, Rollout, concat_rollouts, token_logprobs
-from speciarl.rl.algorithms import AlgorithmConfig, OverlongShaping
+from speciarl.rl.config import AlgorithmConfig, OverlongShaping
 from speciarl.rl.rewards import SpeciaRLReward
 from speciarl.rl.scoring import RolloutScorer, ScoredRollouts, penalize_truncated
 from speciarl.rollout.hf import HFRollout
@@ -95,7 +95,7 @@ def test_truncation_penalize(one_group):
 
 
 def test_truncation_mask_keeps_rewards_and_masks_the_loss(one_group):
-    from speciarl.rl.algorithms import loss_mask_for_truncation
+    from speciarl.rl.losses import loss_mask_for_truncation
 
     _, sample, rollout = one_group
     out = score(sample, rollout, truncation="mask")

@@ -5,15 +5,10 @@ import math
 import pytest
 import torch
 
-from speciarl.rl.algorithms import (
-    AlgorithmConfig,
-    aggregate_loss,
-    clipped_policy_loss,
-    group_advantages,
-    group_relative_loss,
-    kl_penalty,
-    overlong_penalty,
-)
+from speciarl.rl.advantages import group_advantages
+from speciarl.rl.config import AlgorithmConfig
+from speciarl.rl.losses import aggregate_loss, clipped_policy_loss, group_relative_loss, kl_penalty
+from speciarl.rl.scoring import overlong_penalty
 
 
 class TestAdvantages:
@@ -143,3 +138,77 @@ def test_overlong_penalty():
     # L 2048, B 512: no penalty up to 1536; len 1792 -> -(1792 - 1536) / 512 = -0.5; len 2048 -> -1.
     out = overlong_penalty(torch.tensor([100, 1536, 1792, 2048]), 2048, 512)
     assert out.tolist() == [0.0, 0.0, -0.5, -1.0]
+
+
+class TestGSPO:
+    """GSPO (Zheng et al. 2025): one length-normalised importance ratio per sequence, clipped per sequence."""
+
+    # Two sequences, old log-probs 0. Sequence 1 has two tokens with log-ratios 0.1 and 0.3;
+    # sequence 2 one token with log-ratio -0.5 (its second position is padding: 9.0 must not count).
+    LOGP = torch.tensor([[0.1, 0.3], [-0.5, 9.0]])
+    MASK = torch.tensor([[True, True], [True, False]])
+    ADV = torch.tensor([1.0, -1.0])
+
+    def _out(self, clip_low, clip_high, logp=LOGP, adv=ADV):
+        cfg = AlgorithmConfig(
+            policy_loss="gspo",
+            clip_low=clip_low,
+            clip_high=clip_high,
+            dual_clip=None,
+            loss_agg="seq_mean_token_mean",
+            kl_coef=0.0,
+        )
+        return group_relative_loss(cfg, logp, torch.zeros(2, 2), adv, self.MASK)
+
+    def test_hand_example_with_a_wide_range(self):
+        # s_1 = exp((0.1 + 0.3) / 2) = exp(0.2) = 1.221403; s_2 = exp(-0.5 / 1) = 0.606531.
+        # clip range [0.8, 1.2]:
+        #   seq 1, A = 1:  max(-1.221403, -1.2) = -1.2            (clipped)
+        #   seq 2, A = -1: max(0.606531, clip(0.606531) = 0.8) = 0.8 (clipped)
+        # loss = mean over sequences = (-1.2 + 0.8) / 2 = -0.2
+        out = self._out(0.2, 0.2)
+        assert out.loss.item() == pytest.approx(-0.2, abs=1e-6)
+        # every (real) token belongs to a clipped sequence; ratio mean over the 3 real tokens:
+        # (1.221403 * 2 + 0.606531) / 3 = 1.016446
+        assert out.clip_fraction.item() == pytest.approx(1.0)
+        assert out.ratio_mean.item() == pytest.approx(1.016446, abs=1e-6)
+
+    def test_hand_example_with_the_papers_range(self):
+        # clip range [1 - 3e-4, 1 + 4e-4] = [0.9997, 1.0004]:
+        #   seq 1, A = 1:  max(-1.221403, -1.0004) = -1.0004
+        #   seq 2, A = -1: max(0.606531, 0.9997) = 0.9997
+        # loss = (-1.0004 + 0.9997) / 2 = -0.00035
+        assert self._out(3e-4, 4e-4).loss.item() == pytest.approx(-0.00035, abs=1e-6)
+
+    def test_gradient_is_the_sequence_ratio_spread_over_the_tokens(self):
+        # On-policy (logp = old, s = 1, inside the clip range), A = [2, -1]:
+        # loss = mean_i(-A_i s_i) = (-2 + 1) / 2 = -0.5, and
+        # d loss / d logp_it = -A_i s_i / |y_i| / N:
+        #   seq 1 (2 tokens): -2 * 1 / 2 / 2 = -0.5 on each token
+        #   seq 2 (1 token):  1 * 1 / 1 / 2 = 0.5; its padding position gets 0
+        logp = torch.zeros(2, 2, requires_grad=True)
+        out = self._out(0.2, 0.2, logp=logp, adv=torch.tensor([2.0, -1.0]))
+        assert out.loss.item() == pytest.approx(-0.5)
+        out.loss.backward()
+        assert logp.grad.flatten().tolist() == pytest.approx([-0.5, -0.5, 0.5, 0.0])
+
+    def test_gspo_needs_sequence_advantages(self):
+        with pytest.raises(ValueError, match="one advantage per sequence"):
+            self._out(0.2, 0.2, adv=torch.ones(2, 2))
+
+
+def test_config_names_must_be_registered():
+    with pytest.raises(ValueError, match="policy_loss"):
+        AlgorithmConfig(policy_loss="reinforce")
+    with pytest.raises(ValueError, match="advantage_estimator"):
+        AlgorithmConfig(advantage_estimator="gae")
+
+
+def test_gspo_preset(make_config):
+    # conf/algorithm/gspo.yaml: grpo.yaml plus GSPO's deltas.
+    from hydra.utils import instantiate
+
+    cfg = instantiate(make_config("algorithm=gspo").algorithm)
+    assert (cfg.name, cfg.policy_loss, cfg.advantage_estimator) == ("gspo", "gspo", "grpo")
+    assert (cfg.clip_low, cfg.clip_high, cfg.dual_clip) == (3e-4, 4e-4, None)
+    assert (cfg.loss_agg, cfg.kl_coef, cfg.normalize_std) == ("seq_mean_token_mean", 0.0, True)

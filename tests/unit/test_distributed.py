@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from speciarl.rl.algorithms import aggregate_loss
+from speciarl.rl.losses import aggregate_loss
 from speciarl.runs.distributed import aggregation_units, partial_loss_weight, token_budget_chunks
 
 
@@ -12,7 +12,7 @@ def test_units_are_tokens_for_token_mean_and_rows_for_sequence_means():
     assert float(aggregation_units(mask, "token_mean")) == 3.0
     assert float(aggregation_units(mask, "seq_mean_token_mean")) == 2.0
     assert float(aggregation_units(mask, "seq_mean_token_sum_norm")) == 2.0
-    with pytest.raises(ValueError, match="no distributed normaliser"):
+    with pytest.raises(ValueError, match="unknown loss aggregation"):
         aggregation_units(mask, "sum_of_everything")
 
 

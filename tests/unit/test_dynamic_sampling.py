@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from speciarl.core.samples import Sample
-from speciarl.rl.algorithms import DynamicSampling
+from speciarl.rl.config import DynamicSampling
 from speciarl.rl.dynamic_sampling import DynamicSampler, RefillStream
 
 IMAGE = Image.new("RGB", (4, 4))

@@ -4,14 +4,7 @@ import pytest
 
 from speciarl.core.categories import Category as C
 from speciarl.core.categories import Outcome as O
-from speciarl.evaluation.metrics import (
-    CategoryCounts,
-    Correctness,
-    HarmonicMean,
-    Specificity,
-    correctness_specificity,
-    summary,
-)
+from speciarl.evaluation.metrics import CategoryCounts, correctness_specificity, summary
 
 # 10 judged answers: 1 more specific, 2 specific, 1 less specific, 2 generic, 1 abstain,
 # 2 wrong, 1 parse failure; plus 1 judge error that is not a verdict.
@@ -43,14 +36,19 @@ def test_empty_and_all_wrong():
 
 
 def test_torchmetrics_accumulate_over_updates():
-    metrics = [CategoryCounts(), Correctness(), Specificity(), HarmonicMean()]
-    for m in metrics:
-        m.update(JUDGEMENTS[:5])
-        m.update(JUDGEMENTS[5:])
-    assert metrics[0].compute()["hm"].item() == pytest.approx(0.545454, abs=1e-6)
-    assert metrics[1].compute().item() == pytest.approx(0.6)
-    assert metrics[2].compute().item() == pytest.approx(0.5)
-    assert metrics[3].compute().item() == pytest.approx(0.545454, abs=1e-6)
+    metric = CategoryCounts()
+    metric.update(JUDGEMENTS[:5])
+    metric.update(JUDGEMENTS[5:])
+    # the hand example above, accumulated over two updates: C 0.6, S 0.5, HM 0.545454
+    out = metric.compute()
+    assert out["correctness"].item() == pytest.approx(0.6)
+    assert out["specificity"].item() == pytest.approx(0.5)
+    assert out["hm"].item() == pytest.approx(0.545454, abs=1e-6)
+    # shares are over all 11 slots counted, the judge error included: 2 specific of 11
+    assert out["frac_specific"].item() == pytest.approx(2 / 11)
+    metric.reset()
+    metric.update([])
+    assert metric.compute()["correctness"].item() == 0.0
 
 
 def test_unresolved_rejected():

@@ -12,17 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speciarl.policy.policy import entropy_from_logits
-from speciarl.rl.algorithms import (
-    AlgorithmConfig,
-    DynamicSampling,
-    OverlongShaping,
-    aggregate_loss,
-    group_advantages,
-    group_relative_loss,
-    informative_groups,
-    loss_mask_for_truncation,
-    overlong_penalty,
-)
+from speciarl.rl.advantages import group_advantages
+from speciarl.rl.config import AlgorithmConfig, DynamicSampling, OverlongShaping
+from speciarl.rl.dynamic_sampling import informative_groups
+from speciarl.rl.losses import aggregate_loss, group_relative_loss, loss_mask_for_truncation
+from speciarl.rl.scoring import overlong_penalty
 
 MASK = torch.tensor([[True, True, True], [True, False, False]])
 LOGP = torch.full((2, 3), -1.0)

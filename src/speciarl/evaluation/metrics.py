@@ -60,7 +60,11 @@ def summary(judgements: Iterable[Judgement]) -> dict[str, float]:
 
 
 class CategoryCounts(Metric):
-    """Accumulates judgement counts; summed across ranks. ``compute`` gives C, S, HM and shares."""
+    """Accumulates judgement counts, summed across ranks by torchmetrics on ``compute``.
+
+    ``compute`` gives correctness, specificity, hm and the share of each slot (``frac_<slot>``);
+    the training step and validation both log from it.
+    """
 
     full_state_update = False
 
@@ -82,24 +86,3 @@ class CategoryCounts(Metric):
         out = {"correctness": c, "specificity": s, "hm": hm}
         out.update({f"frac_{slot_name(j)}": k / total for j, k in counts.items()})
         return {k: torch.tensor(v, dtype=torch.float32) for k, v in out.items()}
-
-
-class Correctness(CategoryCounts):
-    """Share of answers that name the right concept at some level."""
-
-    def compute(self) -> torch.Tensor:
-        return torch.tensor(correctness_specificity(self.as_mapping())[0])
-
-
-class Specificity(CategoryCounts):
-    """Share of correct answers that are specific or more specific."""
-
-    def compute(self) -> torch.Tensor:
-        return torch.tensor(correctness_specificity(self.as_mapping())[1])
-
-
-class HarmonicMean(CategoryCounts):
-    """Harmonic mean of correctness and specificity."""
-
-    def compute(self) -> torch.Tensor:
-        return torch.tensor(correctness_specificity(self.as_mapping())[2])

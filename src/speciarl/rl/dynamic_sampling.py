@@ -1,4 +1,4 @@
-"""DAPO dynamic sampling: keep generating until the training batch holds only informative groups.
+"""DAPO dynamic sampling (Yu et al. 2025): keep generating until the batch holds only informative groups.
 
 A group whose rewards are all equal has zero advantage under every group-relative estimator: it
 costs a forward and backward pass and teaches nothing (and with token-mean it dilutes the
@@ -31,11 +31,23 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from speciarl.core.samples import Sample
-from speciarl.rl.algorithms import DynamicSampling, informative_groups
+from speciarl.rl.config import DynamicSampling
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def informative_groups(rewards: Tensor) -> Tensor:
+    """keep_g = max_i r_gi != min_i r_gi (a group whose rewards are all equal has zero advantage).
+
+    A group holding a NaN reward (a judge error) is never kept: it must not be trained on.
+    """
+    if rewards.dim() != 2:
+        raise ValueError(f"rewards must be [groups, group_size], got shape {tuple(rewards.shape)}")
+    finite = ~torch.isnan(rewards).any(dim=1)
+    spread = rewards.amax(dim=1) != rewards.amin(dim=1)
+    return finite & spread
 
 
 class RefillStream:

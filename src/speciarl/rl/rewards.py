@@ -1,4 +1,4 @@
-"""Rewards over a group of G judged rollouts of one prompt (SPEC.md section 3).
+"""Rewards over a group of G judged rollouts of one prompt (the SpeciaRL paper, arXiv 2603.03197, Sec. 3).
 
 Every function here is pure: judgements in, floats out. A parse failure earns -1 under every
 reward and never sets SpeciaRL's bar. A judge error is not a verdict: its reward is NaN, so the
@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from speciarl.core.categories import Category, Judgement, Outcome
+from speciarl.core.interfaces import Reward
 
 PARSE_FAILURE_REWARD = -1.0
 
@@ -30,7 +31,7 @@ def _table(less_specific: float, generic: float, abstain: float) -> dict[Categor
     }
 
 
-# SPEC.md section 3, "Static variants".
+# The static baselines of the paper (Sec. 4): reward3 (1 for specific, else 0) and the scala tables.
 STATIC_TABLES: dict[str, dict[Category, float]] = {
     "reward3": _table(less_specific=0.0, generic=0.0, abstain=0.0),
     "scala1": _table(less_specific=0.75, generic=0.5, abstain=0.25),
@@ -112,7 +113,7 @@ def perturb_group(group: Sequence[Judgement], p: float, rng: random.Random) -> l
     return [perturb_category(j, p, rng) if isinstance(j, Category) else j for j in group]
 
 
-class SpeciaRLReward:
+class SpeciaRLReward(Reward):
     """Dynamic, best-prediction-anchored reward (``reward=speciarl``)."""
 
     def __init__(self, mode: str = "all") -> None:
@@ -124,7 +125,7 @@ class SpeciaRLReward:
         return torch.tensor([speciarl_reward(g, self.mode) for g in groups], dtype=torch.float32)
 
 
-class StaticReward:
+class StaticReward(Reward):
     """Fixed score per category (``reward=reward3`` and the scala variants)."""
 
     def __init__(self, name: str, table: Mapping[str, float] | None = None) -> None:
@@ -142,7 +143,7 @@ class StaticReward:
         return torch.tensor([static_reward(g, self.table) for g in groups], dtype=torch.float32)
 
 
-class NoisySpeciaRLReward:
+class NoisySpeciaRLReward(Reward):
     """SpeciaRL on verdicts each moved one step with probability p (``reward=noisy``, robustness ablation).
 
     The noise is drawn from its own seeded generator, so a run is reproducible from its seed; the

@@ -1,22 +1,29 @@
 """Scoring a rollout: answers -> judge -> truncation handling -> reward -> overlong shaping.
 
-The module calls this once per generation round (more than once a step under dynamic sampling),
-so everything that turns completions into per-group rewards lives here, not in the module.
+``speciarl.rl.collect`` calls this once per generation round (more than once a step under
+dynamic sampling), so everything that turns completions into per-group rewards lives here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from speciarl.core.categories import Judgement, Outcome, extract_answer
+from speciarl.core.interfaces import Judge, Reward
 from speciarl.core.samples import Sample
 from speciarl.policy.policy import Rollout, concat_rollouts
-from speciarl.rl.algorithms import AlgorithmConfig, overlong_penalty
+from speciarl.rl.config import AlgorithmConfig
+
+
+def overlong_penalty(lengths: Tensor, max_length: int, buffer: int, factor: float = 1.0) -> Tensor:
+    """DAPO soft overlong shaping: min(0, -(len - (L - B)) / B) * factor."""
+    if not 0 < buffer <= max_length:
+        raise ValueError(f"need 0 < buffer <= max_length, got buffer={buffer}, max_length={max_length}")
+    return torch.clamp(-(lengths.float() - (max_length - buffer)) / buffer, max=0.0) * factor
 
 
 def penalize_truncated(judgements: Sequence[Judgement], truncated: Sequence[bool]) -> list[Judgement]:
@@ -97,13 +104,13 @@ class RolloutScorer:
     """Turns a rollout into per-group rewards with the configured truncation and overlong handling.
 
     Args:
-        judge: anything with ``judge(ground_truths, predictions) -> list[Judgement]``.
-        reward: callable mapping groups of judgements to a [B, G] float tensor.
+        judge: sorts each completion's answer into a category.
+        reward: maps groups of judgements to a [B, G] float tensor.
         algorithm: reads ``truncation`` and ``overlong``.
         max_new_tokens: the rollout's token budget, the overlong L when none is configured.
     """
 
-    def __init__(self, judge: Any, reward: Any, algorithm: AlgorithmConfig, max_new_tokens: int) -> None:
+    def __init__(self, judge: Judge, reward: Reward, algorithm: AlgorithmConfig, max_new_tokens: int) -> None:
         self.judge = judge
         self.reward = reward
         self.algorithm = algorithm

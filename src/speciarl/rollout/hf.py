@@ -6,12 +6,13 @@ from collections.abc import Sequence
 
 import torch
 
+from speciarl.core.interfaces import RolloutBackend
 from speciarl.core.samples import Sample
 from speciarl.policy.policy import Policy, PromptBatch, Rollout
 from speciarl.rollout.shared_prefill import prefilled_generate_inputs
 
 
-class HFRollout:
+class HFRollout(RolloutBackend):
     """Sample completions with ``model.generate`` (the CPU default; vLLM is the GPU backend).
 
     Args:

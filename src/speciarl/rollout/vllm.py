@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from speciarl.core.interfaces import RolloutBackend
 from speciarl.core.samples import Sample
 from speciarl.data.prompts import chat_messages
 from speciarl.policy.policy import Policy, PromptBatch, Rollout, is_peft_model
@@ -140,7 +141,7 @@ def _is_sharded(model: torch.nn.Module) -> bool:
     return any(isinstance(m, tuple(kinds)) for m in model.modules()) if kinds else False
 
 
-class VLLMRollout:
+class VLLMRollout(RolloutBackend):
     """G samples per prompt from a colocated vLLM engine that follows the LoRA policy step by step.
 
     Args:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-SEQUENCE_MEAN_AGGREGATIONS = ("seq_mean_token_mean", "seq_mean_token_sum_norm")
+from speciarl.rl.losses import LOSS_AGGREGATIONS
 
 
 def world_size() -> int:
@@ -50,15 +50,14 @@ def all_reduce_sum(values: Tensor) -> Tensor:
 
 
 def aggregation_units(mask: Tensor, loss_agg: str) -> Tensor:
-    """What ``loss_agg`` averages over: the mask's token count for token_mean, its row count otherwise."""
-    if loss_agg == "token_mean":
+    """What ``loss_agg`` averages over (its registered units): the mask's token count, or its row count."""
+    if loss_agg not in LOSS_AGGREGATIONS:
+        raise ValueError(
+            f"unknown loss aggregation {loss_agg!r}: expected one of {sorted(LOSS_AGGREGATIONS)}"
+        )
+    if LOSS_AGGREGATIONS[loss_agg].units == "tokens":
         return mask.sum().to(torch.float64)
-    if loss_agg in SEQUENCE_MEAN_AGGREGATIONS:
-        return torch.tensor(float(mask.shape[0]), dtype=torch.float64, device=mask.device)
-    raise ValueError(
-        f"no distributed normaliser for loss aggregation {loss_agg!r}: expected token_mean or one of "
-        f"{SEQUENCE_MEAN_AGGREGATIONS} (add its unit count to speciarl.runs.distributed.aggregation_units)"
-    )
+    return torch.tensor(float(mask.shape[0]), dtype=torch.float64, device=mask.device)
 
 
 def partial_loss_weight(local_units: float, global_units: float, ranks: int) -> float:

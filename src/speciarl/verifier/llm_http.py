@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.interfaces import Judge
 from speciarl.verifier.llm.protocol import GUIDED_MODES, JudgeProtocol, JudgeRequest, Pair
 from speciarl.verifier.llm.transport import ChatCompletionsClient, Counters
 from speciarl.verifier.redaction import redact_url
@@ -77,7 +78,7 @@ class _CallState:
                     self.open = True
 
 
-class LLMHttpJudge:
+class LLMHttpJudge(Judge):
     """Judge pairs with an LLM behind an OpenAI-compatible chat-completions endpoint.
 
     Args:

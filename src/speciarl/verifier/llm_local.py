@@ -21,12 +21,13 @@ from typing import Any
 import torch
 
 from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.interfaces import Judge
 from speciarl.verifier.judge_prompt import LABELS, PROMPT_VERSION, pair_messages
 
 Pair = tuple[str, str]
 
 
-class LLMLocalJudge:
+class LLMLocalJudge(Judge):
     """Judge pairs with a causal LM loaded in this process, by label log-likelihood.
 
     Args:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.interfaces import Judge
 from speciarl.core.taxonomy import Taxonomy
 
 # Normalised refusals. Anything a model says to decline naming the object.
@@ -37,7 +38,7 @@ _LEADING_ARTICLE = re.compile(r"^(a|an|the)\s+")
 _OPTION_SPLIT = re.compile(r"\s+or\s+|\s+and\s+|\s*[,/;|&]\s*|\s+vs\.?\s+", re.IGNORECASE)
 
 
-class TaxonomyJudge:
+class TaxonomyJudge(Judge):
     """Exact judge for labels inside a taxonomy.
 
     Outcomes, for a ground truth G and a prediction P:

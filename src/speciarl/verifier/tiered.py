@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from speciarl.core.categories import Category, Judgement, Outcome, normalize_label
+from speciarl.core.interfaces import Judge
 from speciarl.core.taxonomy import Taxonomy
 from speciarl.verifier.cache import VerdictCache, cache_key
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
@@ -37,7 +38,7 @@ TIERS = ("parse_failure", "exact", "taxonomy", "cache", "llm", "llm_error")
 _LEADING_ARTICLE = re.compile(r"^(a|an|the)\s+")
 
 
-class TieredJudge:
+class TieredJudge(Judge):
     """Compose a deterministic judge, a verdict cache and an LLM judge; the LLM sees only leftovers.
 
     Args:

@@ -1,0 +1,126 @@
+"""Sample completion tables: a JSONL file per split in the run folder and a W&B table with images.
+
+The module builds the rows (it knows the samples, completions, verdicts and rewards) and hands
+them to ``CompletionTable.add``; the callback writes them at the end of the batch, on the
+global-zero rank only (each rank's rows are its own prompts; rank 0's stand for the step).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import WandbLogger
+
+from speciarl.core.categories import Judgement
+from speciarl.core.samples import Sample
+
+WANDB_COLUMNS = ["step", "image", "ground_truth", "answer", "category", "reward", "completion"]
+
+
+@dataclass
+class CompletionRow:
+    """One completion of one prompt, as written to ``completions_<split>.jsonl``."""
+
+    step: int
+    sample_id: str
+    ground_truth: str
+    completion: str
+    answer: str | None
+    category: str
+    reward: float | None
+    tags: dict[str, str]
+    image: Any = field(default=None, repr=False)  # the prompt's image, for the W&B table only
+
+    def record(self) -> dict[str, Any]:
+        """The JSONL record: every field but the image."""
+        return {
+            "step": self.step,
+            "sample_id": self.sample_id,
+            "ground_truth": self.ground_truth,
+            "completion": self.completion,
+            "answer": self.answer,
+            "category": self.category,
+            "reward": self.reward,
+            "tags": self.tags,
+        }
+
+
+def completion_rows(
+    samples: Sequence[Sample],
+    texts: Sequence[str],
+    answers: Sequence[str | None],
+    judgements: Sequence[Judgement],
+    rewards: torch.Tensor | None,
+    group_size: int,
+    step: int,
+    limit: int,
+) -> list[CompletionRow]:
+    """The first ``limit`` completions (rows ordered prompt by prompt, ``group_size`` each)."""
+    rows = []
+    for i in range(min(len(texts), limit)):
+        sample = samples[i // group_size]
+        rows.append(
+            CompletionRow(
+                step=int(step),
+                sample_id=sample.sample_id,
+                ground_truth=sample.label,
+                completion=texts[i],
+                answer=answers[i],
+                category=judgements[i].value,
+                reward=None if rewards is None else float(rewards.flatten()[i]),
+                tags=sample.tags,
+                image=sample.image,
+            )
+        )
+    return rows
+
+
+class CompletionTable(Callback):
+    """Writes the rows handed to ``add`` when the current training or validation batch ends."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, list[CompletionRow]]] = []
+
+    def add(self, split: str, rows: Sequence[CompletionRow]) -> None:
+        if rows:
+            self.pending.append((split, list(rows)))
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        self.write(trainer)
+
+    def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        self.write(trainer)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        # A step that stops the run (e.g. the judge failure guard) still leaves its table behind.
+        self.write(trainer)
+
+    def write(self, trainer: Trainer) -> None:
+        pending, self.pending = self.pending, []
+        if not trainer.is_global_zero:
+            return
+        for split, rows in pending:
+            path = Path(trainer.default_root_dir) / f"completions_{split}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as fh:
+                for row in rows:
+                    fh.write(json.dumps(row.record()) + "\n")
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    _log_wandb_table(logger, split, rows)
+
+
+def _log_wandb_table(logger: WandbLogger, split: str, rows: Sequence[CompletionRow]) -> None:
+    import wandb
+
+    data = [
+        [r.step, wandb.Image(r.image), r.ground_truth, r.answer, r.category, r.reward, r.completion]
+        for r in rows
+    ]
+    logger.log_table(key=f"{split}/completions", columns=WANDB_COLUMNS, data=data)
