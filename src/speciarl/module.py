@@ -16,10 +16,10 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from speciarl.core.categories import extract_answer
 from speciarl.core.interfaces import Judge, Reward, RolloutBackend
 from speciarl.core.samples import Sample
 from speciarl.data.datamodule import SampleBatch, SamplesDataModule
+from speciarl.evaluation.loop import judge_greedy
 from speciarl.evaluation.metrics import CategoryCounts
 from speciarl.policy.policy import Policy, is_peft_model
 from speciarl.rl.advantages import compute_advantages
@@ -290,9 +290,7 @@ class SpeciaRLModule(LightningModule):
         samples = list(batch)
         if not samples:
             return
-        rollout = self.rollout.generate(self.policy, samples, group_size=1, greedy=True)
-        answers = [extract_answer(t) for t in rollout.texts]
-        judgements = self.judge.judge([s.label for s in samples], answers)
+        rollout, answers, judgements = judge_greedy(self.policy, self.rollout, self.judge, samples)
         self.val_counts.update(judgements)
         if self.val_breakdown_tag:
             for sample, judgement in zip(samples, judgements, strict=True):

@@ -10,30 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from speciarl.core.categories import BEST_OF_N_ORDER, Category, Judgement, Outcome, extract_answer
 from speciarl.evaluation.metrics import summary
 
 if TYPE_CHECKING:  # annotations only: ``resolve`` is imported by the light verify CLI
+    from speciarl.core.interfaces import Judge, RolloutBackend
     from speciarl.core.samples import Sample
     from speciarl.policy.policy import Policy, Rollout
-
-
-class Judge(Protocol):
-    def judge(self, ground_truths: Sequence[str], predictions: Sequence[str | None]) -> list[Judgement]: ...
-
-
-class RolloutBackend(Protocol):
-    def generate(
-        self,
-        policy: Policy,
-        samples: Sequence[Sample],
-        group_size: int,
-        greedy: bool = False,
-        temperature: float | None = None,
-        top_p: float | None = None,
-    ) -> Rollout: ...
 
 
 @dataclass(frozen=True)

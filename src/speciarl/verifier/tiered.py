@@ -93,7 +93,7 @@ class TieredJudge(Judge):
         llm_stats: dict[str, float] = {"requests": 0.0}
         if pending:
             cache_seconds += self._llm_tier(pending, verdicts, tier)
-            llm_stats = dict(getattr(self.llm, "last_stats", {}) or {})
+            llm_stats = dict(self.llm.last_stats or {})
         out: list[Judgement] = [v if v is not None else Outcome.JUDGE_ERROR for v in verdicts]
 
         self.totals.update(tier)
