@@ -81,7 +81,13 @@ def markdown_report(results: Sequence[Mapping[str, Any]]) -> str:
     )
     lines += titled_table(
         "## Category breakdown (share of N)",
-        ["dataset", "method", *(c.replace("_", " ") for c in CATEGORY_ORDER), "judge errors", "skipped images"],
+        [
+            "dataset",
+            "method",
+            *(c.replace("_", " ") for c in CATEGORY_ORDER),
+            "judge errors",
+            "skipped images",
+        ],
         (
             [name, r["method"], *(_num(f.get("fractions", {}).get(c, 0.0)) for c in CATEGORY_ORDER)]
             + [f.get("judge_errors", 0), f.get("skipped_images", 0)]
@@ -103,7 +109,12 @@ def markdown_report(results: Sequence[Mapping[str, Any]]) -> str:
         "## Secondary metrics",
         ["scope", "method", "text inclusion", "semantic similarity"],
         (
-            [_label(kind, name, r), r["method"], _num(f.get("text_inclusion")), _num(f.get("semantic_similarity"))]
+            [
+                _label(kind, name, r),
+                r["method"],
+                _num(f.get("text_inclusion")),
+                _num(f.get("semantic_similarity")),
+            ]
             for kind, name, r, f in _each_figures(results)
         ),
     )
