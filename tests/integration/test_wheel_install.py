@@ -18,8 +18,6 @@ import venv
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import speciarl
 
 SRC = Path(speciarl.__file__).resolve().parents[1]
@@ -77,7 +75,6 @@ def fresh_venv(path: Path) -> Path:
     return python
 
 
-@pytest.mark.slow
 def test_wheel_installs_and_trains_outside_the_repository(tmp_path):
     wheel = build_wheel(tmp_path)
     shipped = set(zipfile.ZipFile(wheel).namelist())
@@ -85,6 +82,13 @@ def test_wheel_installs_and_trains_outside_the_repository(tmp_path):
     assert configs and configs <= shipped, sorted(configs - shipped)
 
     python = fresh_venv(tmp_path / "venv")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.setdefault("WANDB_MODE", "offline")
+    # Before the install the venv sees torch but no speciarl: not the editable install's either.
+    probe = "import torch\ntry:\n    import speciarl\nexcept ImportError:\n    print('absent')"
+    seen = subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert seen.stdout.strip() == "absent", seen.stdout + seen.stderr[-2000:]
+
     install = [
         sys.executable,
         "-m",
@@ -101,8 +105,6 @@ def test_wheel_installs_and_trains_outside_the_repository(tmp_path):
 
     elsewhere = tmp_path / "elsewhere"  # no src/, no conf/ here: only the installed package
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.setdefault("WANDB_MODE", "offline")
     where = subprocess.run(
         [str(python), "-c", "import speciarl; print(speciarl.__file__)"],
         cwd=elsewhere,
