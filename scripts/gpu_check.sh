@@ -43,7 +43,7 @@ echo "== 1. DAPO + SpeciaRL, full fine-tuning, bf16-mixed, 20 steps of 32 prompt
 step_times "$OUT/full" full
 
 echo "== 2. GRPO + SpeciaRL, LoRA r 16, gradient checkpointing, 512-token micro-batches, 2 mini-batches"
-"$PY" -m speciarl.train experiment=grpo_speciarl "${COMMON[@]}" "model.lora={r:16,alpha:32}" \
+"$PY" -m speciarl.train algorithm=grpo reward=speciarl "${COMMON[@]}" "model.lora={r:16,alpha:32}" \
   model.gradient_checkpointing=true module.logprob_token_budget=512 algorithm.mini_batches=2 \
   trainer.max_steps=20 hydra.run.dir="$OUT/lora" > "$OUT.lora.log" 2>&1 || { tail -40 "$OUT.lora.log"; exit 1; }
 step_times "$OUT/lora" lora

@@ -1,13 +1,16 @@
-"""``python -m speciarl.reproduce``: the paper's results table (SPEC.md section 6) at laptop scale.
+"""``python -m speciarl.reproduce``: the paper's results table (the SpeciaRL paper, arXiv
+2603.03197, Sec. 4) at laptop scale.
 
 Trains and evaluates every arm on the shapes benchmark (``data=shapes_benchmark``,
-``model=tiny_benchmark``) for each seed, then writes, in ``--out``:
-``runs/<arm>/seed<k>.json`` (one per job), ``table.md`` (mean and spread over seeds: in domain, out
-of domain, per kind; share of zero-variance groups), ``summary.json`` and ``tradeoff.png``.
+``model=tiny_benchmark``) for each seed, then writes, in ``--out`` (default
+``results/reproduction/<grid>``): ``runs/<arm>/seed<k>.json`` (one per job), ``table.md`` (mean
+and spread over seeds: in domain, out of domain, per kind; share of zero-variance groups),
+``summary.json`` and ``tradeoff.png``.
 
-Arms: the base (greedy and best-of-N), the "be specific" prompt, SFT on the specific training
-labels (the warm-start SFT code path, continued on the in-domain families), and the RL experiments
-(``conf/experiment/<arm>.yaml``). Grids: ``--grid rollouts`` (G = 4/8/16) and ``--grid noisy``.
+The grids are ``conf/reproduce/<grid>.yaml`` (main, rollouts, noisy). Every job is one
+:func:`speciarl.train.train` run on the composed config, with :class:`ReproductionProbe` (a
+Lightning callback) to fine-tune the SFT arm and measure the held-out split by domain and slice;
+evaluation-only arms run no step (``trainer.max_steps=0``).
 """
 
 from __future__ import annotations
@@ -22,62 +25,53 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch import Callback
+
+from speciarl.evaluation.tables import markdown_table, titled_table
+
 log = logging.getLogger("speciarl.reproduce")
-CONF_DIR = str(Path(__file__).resolve().parent / "conf")
-BENCHMARK_OVERRIDES = ("data=shapes_benchmark", "model=tiny_benchmark", "logger=none")
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+GRIDS_DIR = CONF_DIR / "reproduce"
+# Every job's settings: the benchmark, no logger, no validation, one thread (see the file).
+JOB_PRESET = "experiment=reproduction"
 SCOPES = ("in_domain", "out_of_domain")
 SLICES = tuple(f"{d}/{k}" for d in SCOPES for k in ("easy", "hard", "unknowable"))
 # What the answers were (shares of greedy answers): the "why" behind a C or S figure.
 ANSWER_SHARES = ("frac_specific", "frac_less_specific", "frac_generic", "frac_wrong")
+MODES = ("eval", "sft", "rl")
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One row of the table: ``mode`` eval (no training), sft, or rl (Hydra ``overrides``)."""
+    """One row of the table: ``mode`` eval (no training), sft, or rl, with its Hydra ``overrides``."""
 
     name: str
-    mode: str
+    mode: str = "rl"
     overrides: tuple[str, ...] = ()
     best_of: int = 1
     label: str = ""
 
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"arm {self.name}: unknown mode {self.mode!r}, expected one of {MODES}")
 
-MAIN_ARMS: tuple[Arm, ...] = (
-    Arm("base", "eval", label="base, greedy"),
-    Arm("base_best_of_8", "eval", best_of=8, label="base, best-of-8"),
-    Arm("be_specific", "eval", ("model.prompt=be_specific",), label='"be specific" prompt'),
-    Arm("sft", "sft", label="SFT on specific labels"),
-    Arm("grpo_reward3", "rl", ("experiment=grpo_reward3",), label="GRPO reward3 (RFT)"),
-    Arm("grpo_scala1", "rl", ("experiment=grpo_scala1",), label="GRPO scala1"),
-    Arm("grpo_speciarl", "rl", ("experiment=grpo_speciarl",), label="GRPO SpeciaRL"),
-    Arm("dr_grpo_reward3", "rl", ("experiment=dr_grpo_reward3",), label="Dr.GRPO reward3"),
-    Arm("dr_grpo_speciarl", "rl", ("experiment=dr_grpo_speciarl",), label="Dr.GRPO SpeciaRL"),
-    Arm("dapo_reward3", "rl", ("experiment=dapo_reward3",), label="DAPO reward3"),
-    Arm("dapo_speciarl", "rl", ("experiment=dapo_speciarl",), label="DAPO SpeciaRL"),
-)
-GRIDS: dict[str, tuple[Arm, ...]] = {
-    "main": MAIN_ARMS,
-    # G x B = 128 rollouts a step in every cell, as in the toy experiments.
-    "rollouts": tuple(
-        Arm(
-            f"grpo_{r}_G{g}",
-            "rl",
-            (f"experiment=grpo_{r}", f"algorithm.group_size={g}", f"data.batch_size={128 // g}"),
-            label=f"GRPO {r}, G={g}",
-        )
-        for r in ("speciarl", "reward3")
-        for g in (4, 8, 16)
-    ),
-    "noisy": tuple(
-        Arm(f"grpo_noisy{p}", "rl", (f"experiment=grpo_noisy{p}",), label=f"GRPO SpeciaRL, {int(p)}% noisy")
-        for p in ("05", "10", "25")
-    ),
-}
+
+def grid_names() -> list[str]:
+    """The grids of ``conf/reproduce/``."""
+    return sorted(p.stem for p in GRIDS_DIR.glob("*.yaml"))
+
+
+def load_grid(name: str) -> tuple[Arm, ...]:
+    """The arms of ``conf/reproduce/<name>.yaml``, in table order."""
+    from omegaconf import OmegaConf
+
+    entries = OmegaConf.to_container(OmegaConf.load(GRIDS_DIR / f"{name}.yaml"), resolve=True)["arms"]
+    return tuple(Arm(**{**e, "overrides": tuple(e.get("overrides", ()))}) for e in entries)
 
 
 @dataclass
@@ -87,7 +81,7 @@ class Job:
     steps: int
     sft_steps: int
     out: Path
-    extra: tuple[str, ...] = field(default_factory=tuple)
+    extra: tuple[str, ...] = ()
 
 
 def compose_config(arm: Arm, seed: int, steps: int, out: Path, extra: Sequence[str] = ()) -> Any:
@@ -95,24 +89,20 @@ def compose_config(arm: Arm, seed: int, steps: int, out: Path, extra: Sequence[s
     from hydra import compose, initialize_config_dir
 
     overrides = [
-        *BENCHMARK_OVERRIDES,
+        JOB_PRESET,
         *arm.overrides,
         f"seed={seed}",
-        f"trainer.max_steps={steps}",
-        "+trainer.limit_val_batches=0",
-        "trainer.enable_progress_bar=false",
+        f"trainer.max_steps={steps if arm.mode == 'rl' else 0}",
         f"paths.output_dir={out}",
         *extra,
     ]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
 
 
 def job_key(job: Job) -> str:
-    """What a job's result depends on (arm, overrides, steps, the base model's recipe), hashed.
-
-    A result in ``--out`` is read back only under the same key, so changing the benchmark's warm
-    start (or any override) reruns the jobs instead of mixing old figures into a new table.
+    """What a job's result depends on (arm, overrides, steps, the base model's recipe), hashed:
+    a result in ``--out`` is read back only under the same key, never mixed into another table.
     """
     import hashlib
 
@@ -128,71 +118,77 @@ def job_key(job: Job) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class ReproductionProbe(Callback):
+    """What a reproduction job adds to its training run: the SFT arm's fine-tuning at fit start,
+    the share of all-equal reward groups per step, the held-out answers (greedy or best-of-N) at fit end.
+    """
+
+    def __init__(self, job: Job, temperature: float, top_p: float) -> None:
+        self.job = job
+        self.temperature = temperature
+        self.top_p = top_p
+        self.zero_variance: list[float] = []
+        self.records: list[Any] = []
+
+    def on_fit_start(self, trainer: Any, module: Any) -> None:
+        if self.job.arm.mode == "sft":
+            supervised_baseline(module.policy, self.job.seed, self.job.sft_steps)
+
+    def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+        value = trainer.callback_metrics.get("train/zero_variance_groups")
+        if value is not None:
+            self.zero_variance.append(float(value))
+
+    def on_fit_end(self, trainer: Any, module: Any) -> None:
+        import torch
+
+        from speciarl.evaluation.loop import evaluate_policy
+
+        module.policy.model.eval()
+        with torch.no_grad():
+            self.records = evaluate_policy(
+                module.policy,
+                trainer.datamodule.val_samples(),
+                module.judge,
+                module.rollout,
+                best_of=self.job.arm.best_of,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                batch_size=128,
+            )
+
+    def figures(self) -> dict[str, Any]:
+        """C, S, HM and the answer shares overall, per domain and per slice."""
+        from speciarl.evaluation.loop import summarize_records
+
+        figures = summarize_records(self.records, by_tag="domain")
+        by_slice = summarize_records(self.records, by_tag="slice")
+        figures.update({k: v for k, v in by_slice.items() if k != "all"})
+        return figures
+
+
 def run_job(job: Job) -> dict[str, Any]:
-    """Train (or not) and evaluate one arm for one seed; writes and returns its figures."""
-    import torch
-    from hydra.utils import instantiate
-    from lightning.pytorch import Callback, seed_everything
+    """Train (or not) and evaluate one arm for one seed through ``speciarl.train.train``."""
+    from speciarl.train import train
 
-    from speciarl.evaluation.loop import evaluate_policy, summarize_records
-    from speciarl.train import build_module
-
-    torch.set_num_threads(1)
     started = time.perf_counter()
     out = job.out / "runs" / job.arm.name
     out.mkdir(parents=True, exist_ok=True)
     cfg = compose_config(job.arm, job.seed, job.steps, out / f"seed{job.seed}", job.extra)
-    seed_everything(job.seed, workers=True)
-    module, datamodule = build_module(cfg)
-    zero_variance: list[float] = []
-
-    class _ZeroVariance(Callback):
-        def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
-            value = trainer.callback_metrics.get("train/zero_variance_groups")
-            if value is not None:
-                zero_variance.append(float(value))
-
-    steps = 0
-    if job.arm.mode == "rl":
-        trainer = instantiate(
-            cfg.trainer,
-            logger=False,
-            callbacks=[_ZeroVariance()],
-            default_root_dir=str(out / f"seed{job.seed}"),
-        )
-        trainer.fit(module, datamodule=datamodule)
-        steps = int(trainer.global_step)
-    elif job.arm.mode == "sft":
-        steps = job.sft_steps
-        supervised_baseline(module.policy, job.seed, job.sft_steps)
-    elif job.arm.mode != "eval":
-        raise ValueError(f"unknown arm mode {job.arm.mode!r}: expected eval, sft or rl")
-    module.policy.model.eval()
-    samples = datamodule.val_samples()
-    with torch.no_grad():
-        records = evaluate_policy(
-            module.policy,
-            samples,
-            module.judge,
-            module.rollout,
-            best_of=job.arm.best_of,
-            temperature=float(cfg.eval.temperature),
-            top_p=float(cfg.eval.top_p),
-            batch_size=128,
-        )
-    figures = summarize_records(records, by_tag="domain")
-    figures.update({k: v for k, v in summarize_records(records, by_tag="slice").items() if k != "all"})
+    probe = ReproductionProbe(job, float(cfg.eval.temperature), float(cfg.eval.top_p))
+    run = train(cfg, callbacks=[probe])
+    zero_variance = probe.zero_variance
     result = {
         "arm": job.arm.name,
         "key": job_key(job),
-        "top_wrong_answers": top_wrong_answers(records),
+        "top_wrong_answers": top_wrong_answers(probe.records),
         "label": job.arm.label or job.arm.name,
         "seed": job.seed,
-        "steps": steps,
-        "figures": figures,
+        "steps": {"rl": run["steps"], "sft": job.sft_steps}.get(job.arm.mode, 0),
+        "figures": probe.figures(),
         "zero_variance_groups": statistics.fmean(zero_variance) if zero_variance else None,
         "zero_variance_first_25": statistics.fmean(zero_variance[:25]) if zero_variance else None,
-        "totals": dict(module.totals) if job.arm.mode == "rl" else {},
+        "totals": run["totals"] if job.arm.mode == "rl" else {},
         "wall_seconds": time.perf_counter() - started,
     }
     (out / f"seed{job.seed}.json").write_text(json.dumps(result, indent=1))
@@ -261,20 +257,24 @@ def _cell(pair: tuple[float, float], with_sd: bool) -> str:
     return f"{mean:.3f} ± {sd:.3f}" if with_sd else f"{mean:.2f}"
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+def results_table(rows: Sequence[dict[str, Any]]) -> str:
     """The main table (in / out of domain, C S HM) and the per-kind table (C / S per slice)."""
-    lines = [
-        "| method | steps | seeds | in-domain C | in-domain S | in-domain HM | out-of-domain C | "
-        "out-of-domain S | out-of-domain HM | zero-var groups (all / first 25 steps) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        cells = [
-            _cell(r[f"{scope}:{m}"], True) for scope in SCOPES for m in ("correctness", "specificity", "hm")
-        ]
-        zv = f"{_cell(r['zero_variance_groups'], False)} / {_cell(r['zero_variance_first_25'], False)}"
-        seeds = ",".join(str(s) for s in r["seeds"])
-        lines.append(f"| {r['label']} | {r['steps']} | {seeds} | " + " | ".join(cells) + f" | {zv} |")
+    header = ["method", "steps", "seeds"]
+    header += [f"{s.replace('_', '-')} {m}" for s in SCOPES for m in ("C", "S", "HM")]
+    header += ["zero-var groups (all / first 25 steps)"]
+    lines = markdown_table(
+        header,
+        (
+            [r["label"], r["steps"], ",".join(str(s) for s in r["seeds"])]
+            + [
+                _cell(r[f"{scope}:{m}"], True)
+                for scope in SCOPES
+                for m in ("correctness", "specificity", "hm")
+            ]
+            + [f"{_cell(r['zero_variance_groups'], False)} / {_cell(r['zero_variance_first_25'], False)}"]
+            for r in rows
+        ),
+    )
     lines += _slash_table(rows, "Per kind, C / S (mean over seeds):", SLICES, ("correctness", "specificity"))
     lines += _slash_table(
         rows,
@@ -289,53 +289,31 @@ def _slash_table(
     rows: Sequence[dict[str, Any]], title: str, columns: Sequence[str], metrics: Sequence[str]
 ) -> list[str]:
     """A titled table with one column per scope, each cell the metrics' means joined by " / "."""
-    lines = ["", title, "", "| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for r in rows:
-        cells = [" / ".join(_cell(r[f"{c}:{m}"], False) for m in metrics) for c in columns]
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-    return lines
+    cells = (
+        [r["label"], *(" / ".join(_cell(r[f"{c}:{m}"], False) for m in metrics) for c in columns)]
+        for r in rows
+    )
+    return titled_table(title, ["method", *columns], cells)
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """The trade-off plot of issue 5's report (C against S, one marker per method, colour per domain)."""
+    """The trade-off plot of the evaluation report (C against S, one marker per method, colour per domain)."""
     from speciarl.evaluation.report import tradeoff_plot
 
-    results = [
-        {
-            "method": r["label"],
-            "datasets": {
-                scope: {
-                    "correctness": r[f"{scope}:correctness"][0],
-                    "specificity": r[f"{scope}:specificity"][0],
-                }
-                for scope in SCOPES
-            },
-        }
-        for r in rows
-    ]
+    def figures(row: dict[str, Any], scope: str) -> dict[str, float]:
+        return {m: row[f"{scope}:{m}"][0] for m in ("correctness", "specificity")}
+
+    results = [{"method": r["label"], "datasets": {s: figures(r, s) for s in SCOPES}} for r in rows]
     return tradeoff_plot(results, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m speciarl.reproduce", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="outputs/reproduce", help="output folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=200, help="RL steps per run")
-    parser.add_argument("--sft-steps", type=int, default=300, help="steps of the SFT baseline")
-    parser.add_argument("--grid", choices=sorted(GRIDS), default="main")
-    parser.add_argument("--arms", nargs="+", help="only these arms of the grid")
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (1 thread each)")
-    parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every run")
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    arms = GRIDS[args.grid]
-    if args.arms:
-        unknown = set(args.arms) - {a.name for a in arms}
-        if unknown:
-            parser.error(f"unknown arms {sorted(unknown)} for grid {args.grid}: {[a.name for a in arms]}")
-        arms = tuple(a for a in arms if a.name in args.arms)
-    out = Path(args.out)
+    arms = _select_arms(parser, args)
+    out = Path(args.out or f"results/reproduction/{args.grid}")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     _ensure_base(out, args.override)
@@ -344,22 +322,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in args.seeds
         for arm in arms
     ]
-    # Jobs already in --out (same steps) are read back, so an interrupted table resumes.
-    finished = [_finished(j) for j in jobs]
-    done = [r for r in finished if r is not None]
-    todo = [j for j, r in zip(jobs, finished, strict=True) if r is None]
-    log.info("%d jobs to run, %d read back from %s", len(todo), len(done), out / "runs")
-    # Longest jobs first, so the two workers finish together.
-    todo.sort(key=lambda j: j.arm.mode != "rl")
-    if args.jobs > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
-            results = done + list(pool.map(run_job, todo))
-    else:
-        results = done + [run_job(j) for j in todo]
+    results = _run_jobs(jobs, args.jobs, out)
     order = {a.name: i for i, a in enumerate(arms)}
     results.sort(key=lambda r: (order[r["arm"]], r["seed"]))
     rows = aggregate(results)
-    table = markdown_table(rows)
+    table = results_table(rows)
     wall = time.perf_counter() - started
     header = (
         f"python -m speciarl.reproduce {' '.join(argv if argv is not None else sys.argv[1:])}\n"
@@ -371,6 +338,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header)
     print(table)
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m speciarl.reproduce", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", help="output folder (default: results/reproduction/<grid>)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=200, help="RL steps per run")
+    parser.add_argument("--sft-steps", type=int, default=300, help="steps of the SFT baseline")
+    parser.add_argument("--grid", choices=grid_names(), default="main", help="conf/reproduce/<grid>.yaml")
+    parser.add_argument("--arms", nargs="+", help="only these arms of the grid")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (1 thread each)")
+    parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every run")
+    return parser
+
+
+def _select_arms(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Arm, ...]:
+    arms = load_grid(args.grid)
+    if args.arms:
+        unknown = set(args.arms) - {a.name for a in arms}
+        if unknown:
+            parser.error(f"unknown arms {sorted(unknown)} for grid {args.grid}: {[a.name for a in arms]}")
+        arms = tuple(a for a in arms if a.name in args.arms)
+    return arms
+
+
+def _run_jobs(jobs: Sequence[Job], workers: int, out: Path) -> list[dict[str, Any]]:
+    """Every job's result: read back from ``out`` when it holds it (same key), else run."""
+    # Jobs already in --out are read back, so an interrupted table resumes.
+    finished = [_finished(j) for j in jobs]
+    done = [r for r in finished if r is not None]
+    todo = [j for j, r in zip(jobs, finished, strict=True) if r is None]
+    log.info("%d jobs to run, %d read back from %s", len(todo), len(done), out / "runs")
+    # Longest jobs first, so the workers finish together.
+    todo.sort(key=lambda j: j.arm.mode != "rl")
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            return done + list(pool.map(run_job, todo))
+    return done + [run_job(j) for j in todo]
 
 
 def _finished(job: Job) -> dict[str, Any] | None:
@@ -386,7 +391,7 @@ def _ensure_base(out: Path, extra: Sequence[str]) -> None:
     """Build the benchmark's warm start once, before the workers (which would each build it)."""
     from hydra.utils import instantiate
 
-    cfg = compose_config(MAIN_ARMS[0], 0, 1, out, extra)
+    cfg = compose_config(Arm("base", "eval"), 0, 1, out, extra)
     instantiate(cfg.model)
 
 

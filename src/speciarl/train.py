@@ -1,8 +1,11 @@
-"""Hydra entry point: ``python -m speciarl.train experiment=dapo_speciarl``.
+"""Hydra entry point: ``python -m speciarl.train algorithm=dapo reward=speciarl``.
 
-Composes the config, builds policy, data, judge, reward, algorithm and rollout, measures the
-held-out split before training (greedy and best-of-N), trains, measures again, prints the
-before/after table and writes it to ``results.json`` in the run folder.
+An experiment is a choice per config group (algorithm, reward, optimizer, data, model...);
+``experiment=`` presets set several groups at once. Composes the config, builds policy, data,
+judge, reward, algorithm and rollout, measures the held-out split before training (greedy and
+best-of-N), trains, measures again, prints the before/after table and writes it to
+``results.json`` in the run folder. Every run goes through :func:`train`, the reproduction's
+jobs included (they add Lightning callbacks; see ``speciarl.reproduce``).
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch import seed_everything
+from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from speciarl.evaluation.loop import evaluate_policy, summarize_records
@@ -27,12 +31,30 @@ from speciarl.runs.loggers import finish_wandb
 from speciarl.runs.sweep import annotate_sweep_job
 
 log = logging.getLogger("speciarl.train")
-# Known harmless noise of the pinned stack (see DESIGN.md); real warnings still show.
+# Known harmless noise of the pinned stack (pytree, gradient checkpointing and batch-transfer
+# notices from torch / transformers / Lightning); real warnings still show.
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
 warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
 os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
+
+
+def run_tags(algorithm: DictConfig, reward: DictConfig) -> list[str]:
+    """The W&B tags of a run (``tags`` in train.yaml): what it trains with, never restated per file.
+
+    The algorithm's name, ``dynamic_sampling`` when it is on, and the reward's own name (the
+    reward object is built to ask it, so ``reward=noisy reward.p=0.05`` reads ``noisy_p0.05``).
+    """
+    tags = [str(algorithm.name)]
+    if OmegaConf.select(algorithm, "dynamic_sampling.enabled"):
+        tags.append("dynamic_sampling")
+    built = instantiate(reward)
+    tags.append(str(getattr(built, "name", type(built).__name__)))
+    return tags
+
+
+OmegaConf.register_new_resolver("speciarl.run_tags", run_tags, replace=True)
 
 
 def build_module(cfg: DictConfig) -> tuple[SpeciaRLModule, Any]:
@@ -56,8 +78,13 @@ def build_module(cfg: DictConfig) -> tuple[SpeciaRLModule, Any]:
     return module, datamodule
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job; returns the before/after figures (also written to results.json)."""
+def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Run one training job; returns the before/after figures (also written to results.json).
+
+    ``callbacks``: extra Lightning callbacks, the one hook for callers that measure more than the
+    run itself (``speciarl.reproduce`` fine-tunes its SFT arm at fit start and measures the held-out
+    split by domain at fit end; ``trainer.max_steps=0`` runs no step at all).
+    """
     started = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -70,13 +97,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loggers = [instantiate(spec) for spec in (cfg.logger or {}).values() if spec is not None]
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        callbacks = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") else []
+        checkpoints = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") else []
         trainer = instantiate(
             cfg.trainer,
             logger=loggers or False,
             default_root_dir=str(out_dir),
-            callbacks=callbacks,
-            enable_checkpointing=bool(callbacks),
+            callbacks=[*checkpoints, *callbacks],
+            enable_checkpointing=bool(checkpoints),
         )
 
         results: dict[str, Any] = {"setup_seconds": setup_seconds}
@@ -101,7 +128,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results["wall_seconds"] = time.perf_counter() - started
         if trainer.is_global_zero:  # one results file per run, not one per rank
             (out_dir / "results.json").write_text(json.dumps(results, indent=1))
-            print(format_results(results, cfg))
+            if table := format_results(results, cfg):
+                print(table)
         return results
     finally:
         finish_wandb()

@@ -36,7 +36,7 @@ def _rows(out):
 @pytest.mark.parametrize(
     "extra",
     [
-        ["experiment=grpo_speciarl"],  # full fine-tuning, frozen reference copy on the GPU
+        ["algorithm=grpo", "reward=speciarl"],  # full fine-tuning, frozen reference copy on the GPU
         # LoRA, recomputed layers, micro-batched log-probs, two mini-batches
         [
             "experiment=dapo_speciarl",

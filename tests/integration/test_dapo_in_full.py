@@ -185,7 +185,9 @@ def test_dynamic_sampling_round_limit_through_the_module(make_config, tmp_path, 
     # The untrained model never writes an <answer>: every group is all parse failures (-1), so
     # every group is dropped, the step hits the round limit and makes no update.
     cfg = make_config(
-        "experiment=dapo_speciarl_ds",
+        "algorithm=dapo",
+        "reward=speciarl",
+        "algorithm.dynamic_sampling.enabled=true",
         *FAST,
         "algorithm.dynamic_sampling.max_rounds=3",
         "algorithm.dynamic_sampling.generation_batch_multiple=2",
@@ -210,7 +212,9 @@ def test_dynamic_sampling_round_limit_through_the_module(make_config, tmp_path, 
 
 def test_dynamic_sampling_stops_a_run_that_gets_no_signal(make_config):
     cfg = make_config(
-        "experiment=dapo_speciarl_ds",
+        "algorithm=dapo",
+        "reward=speciarl",
+        "algorithm.dynamic_sampling.enabled=true",
         *FAST,
         "algorithm.dynamic_sampling.max_rounds=1",
         "algorithm.dynamic_sampling.generation_batch_multiple=1",
@@ -224,7 +228,8 @@ def test_dynamic_sampling_stops_a_run_that_gets_no_signal(make_config):
 @pytest.mark.parametrize("truncation", ["keep", "mask"])
 def test_entropy_bonus_and_truncation_through_the_module(make_config, tmp_path, truncation):
     cfg = make_config(
-        "experiment=dr_grpo_speciarl",
+        "algorithm=dr_grpo",
+        "reward=speciarl",
         *FAST,
         "algorithm.entropy_coef=0.01",
         f"algorithm.truncation={truncation}",
@@ -276,7 +281,9 @@ def test_dynamic_sampling_refills_with_the_warm_started_model(make_config, tmp_p
     # The warm-started model answers; under reward3 a group is informative only when some but not
     # all rollouts are specific, so a batch of 8 prompts with multiple 1 needs refills.
     cfg = make_config(
-        "experiment=dapo_reward3_ds",
+        "algorithm=dapo",
+        "reward=reward3",
+        "algorithm.dynamic_sampling.enabled=true",
         "logger=csv",
         "data.batch_size=8",
         "data.val.size=8",

@@ -26,7 +26,8 @@ from speciarl.train import train
 QUICK_PHASES = [{"steps": 40, "lr": 0.003, "leaf": 1.0, "type": 0.0, "family": 0.0}]
 PHASES_OVERRIDE = "model.phases=[{steps:40,lr:0.003,leaf:1.0,type:0.0,family:0.0}]"
 OVERRIDES = [
-    "experiment=grpo_speciarl",
+    "algorithm=grpo",
+    "reward=speciarl",
     "seed=2",  # both batches of this seed have reward variance (measured), so both steps update
     PHASES_OVERRIDE,
     "rollout=hf_seeded",

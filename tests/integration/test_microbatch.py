@@ -65,7 +65,7 @@ def test_token_budget_gives_the_unbatched_update(tmp_path, loss_agg):
     outs = {}
     for name, budget in (("whole", "null"), ("micro", "120")):
         out = tmp_path / name
-        overrides = ["experiment=grpo_speciarl", f"algorithm.loss_agg={loss_agg}", *COMMON]
+        overrides = ["algorithm=grpo", "reward=speciarl", f"algorithm.loss_agg={loss_agg}", *COMMON]
         train(compose_config([*overrides, f"module.logprob_token_budget={budget}"], out))
         outs[name] = out
     weights = {

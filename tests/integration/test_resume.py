@@ -17,7 +17,8 @@ from speciarl.train import train
 
 QUICK_PHASES = [{"steps": 40, "lr": 0.003, "leaf": 1.0, "type": 0.0, "family": 0.0}]
 COMMON = [
-    "experiment=grpo_speciarl",
+    "algorithm=grpo",
+    "reward=speciarl",
     "seed=2",
     "model.phases=[{steps:40,lr:0.003,leaf:1.0,type:0.0,family:0.0}]",
     "data.batch_size=4",

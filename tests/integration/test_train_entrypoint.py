@@ -27,9 +27,9 @@ def _metrics(tmp_path):
     return list(csv.DictReader(path.open()))
 
 
-@pytest.mark.parametrize("experiment", ["dapo_speciarl", "grpo_speciarl"])
-def test_experiment_runs_real_steps(make_config, tmp_path, experiment):
-    cfg = make_config(f"experiment={experiment}", "logger=csv", *FAST)
+@pytest.mark.parametrize("algorithm", ["dapo", "grpo"])
+def test_experiment_runs_real_steps(make_config, tmp_path, algorithm):
+    cfg = make_config(f"algorithm={algorithm}", "reward=speciarl", "logger=csv", *FAST)
     results = train(cfg)
     assert results["steps"] == 3
     for phase in ("before", "after", "before_best_of_2"):
@@ -41,7 +41,7 @@ def test_experiment_runs_real_steps(make_config, tmp_path, experiment):
     assert all(math.isfinite(float(r["train/loss"])) for r in rows)
     # GRPO computes a KL to the frozen reference, DAPO does not.
     kl = [float(r["train/kl"]) for r in rows]
-    if experiment == "dapo_speciarl":
+    if algorithm == "dapo":
         assert kl == [0.0, 0.0, 0.0]
     completions = [
         json.loads(line) for line in (tmp_path / "completions_train.jsonl").read_text().splitlines()
@@ -77,7 +77,8 @@ def test_missing_dataset_folder_is_a_clear_error(make_config, tmp_path):
 def test_lora_grpo_with_minibatches_trains_only_the_adapter(make_config, tmp_path):
     """LoRA policy: the reference is the adapter disabled; two mini-batches use stored old log-probs."""
     cfg = make_config(
-        "experiment=grpo_speciarl",
+        "algorithm=grpo",
+        "reward=speciarl",
         "logger=csv",
         *FAST,
         "eval.best_of_n=0",

@@ -1,4 +1,5 @@
-"""The 7B paper preset composes with every paper hyperparameter (the paper, arXiv 2603.03197, Sec. 4), though it cannot run here."""
+"""The 7B paper preset composes with every paper hyperparameter (the SpeciaRL paper, arXiv 2603.03197,
+Sec. 4), though it cannot run here."""
 
 import pytest
 import torch

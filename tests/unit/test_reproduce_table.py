@@ -10,15 +10,17 @@ import pytest
 from speciarl.core.categories import Category
 from speciarl.evaluation.loop import EvalRecord
 from speciarl.reproduce import (
-    GRIDS,
-    MAIN_ARMS,
     SLICES,
+    Arm,
     Job,
     _finished,
     aggregate,
+    compose_config,
+    grid_names,
     job_key,
-    markdown_table,
+    load_grid,
     plot,
+    results_table,
     top_wrong_answers,
 )
 
@@ -58,7 +60,7 @@ def test_mean_and_spread_over_seeds(tmp_path):
     base = rows[1]
     assert base["in_domain:correctness"] == (pytest.approx(0.9), 0.0)
     assert math.isnan(base["zero_variance_groups"][0])
-    table = markdown_table(rows)
+    table = results_table(rows)
     assert "| rl | 10 | 0,1 | 0.600 ± 0.141 |" in table
     # HM of (0.9, 0.1) = 2*0.09/1.0 = 0.18
     assert "0.180 ± 0.000" in table
@@ -66,22 +68,32 @@ def test_mean_and_spread_over_seeds(tmp_path):
     assert plot(rows, tmp_path / "t.png").stat().st_size > 0
 
 
-def test_every_paper_arm_and_grid_is_listed():
-    names = {a.name for a in MAIN_ARMS}
-    assert {
-        "base",
-        "base_best_of_8",
-        "be_specific",
+def test_every_grid_arm_composes_into_a_train_config(tmp_path):
+    """The grids are read from conf/reproduce/*.yaml; each arm's overrides name real settings."""
+    assert grid_names() == ["main", "noisy", "rollouts"]
+    for grid in grid_names():
+        arms = load_grid(grid)
+        assert len({a.name for a in arms}) == len(arms), grid
+        for arm in arms:
+            cfg = compose_config(arm, 0, 7, tmp_path)
+            assert cfg.data.train._target_.endswith("ShapesBenchmark") and cfg.logger == {}
+            assert not cfg.eval.before and not cfg.eval.after and cfg.num_threads == 1
+            # evaluation-only and SFT arms run no RL step through the training entry point
+            assert cfg.trainer.max_steps == (7 if arm.mode == "rl" else 0), arm.name
+    main = {a.name: a for a in load_grid("main")}
+    assert [main[n].mode for n in ("base", "base_best_of_8", "sft", "grpo_speciarl")] == [
+        "eval",
+        "eval",
         "sft",
-        "grpo_reward3",
-        "grpo_scala1",
-        "grpo_speciarl",
-    } <= names
-    assert {"dr_grpo_reward3", "dr_grpo_speciarl", "dapo_reward3", "dapo_speciarl"} <= names
-    assert sorted(a.name for a in GRIDS["rollouts"]) == sorted(
-        f"grpo_{r}_G{g}" for r in ("speciarl", "reward3") for g in (4, 8, 16)
-    )
-    assert len(GRIDS["noisy"]) == 3
+        "rl",
+    ]
+    assert main["base_best_of_8"].best_of == 8
+    # G x prompts = 128 rollouts a step in every cell of the rollouts grid: 4 x 32, 8 x 16, 16 x 8
+    for arm in load_grid("rollouts"):
+        cfg = compose_config(arm, 0, 1, tmp_path)
+        assert cfg.algorithm.group_size * cfg.data.batch_size == 128, arm.name
+    with pytest.raises(ValueError, match="unknown mode 'train'"):
+        Arm("x", "train")
 
 
 def test_answer_shares_table_reads_the_frac_figures():
@@ -89,7 +101,7 @@ def test_answer_shares_table_reads_the_frac_figures():
     result["figures"]["in_domain"].update(
         frac_specific=0.5, frac_less_specific=0.125, frac_generic=0.125, frac_wrong=0.25
     )
-    table = markdown_table(aggregate([result]))
+    table = results_table(aggregate([result]))
     # leaf / type / family / wrong in domain; out of domain has no shares, so dashes
     assert "| rl | 0.50 / 0.12 / 0.12 / 0.25 | - / - / - / - |" in table
 
@@ -108,7 +120,7 @@ def test_top_wrong_answers_counts_only_wrong_verdicts_per_slice():
 
 
 def test_a_result_is_read_back_only_for_the_same_model_and_steps(tmp_path):
-    arm = next(a for a in MAIN_ARMS if a.name == "grpo_speciarl")
+    arm = next(a for a in load_grid("main") if a.name == "grpo_speciarl")
     job = Job(arm, 0, 20, 300, tmp_path)
     folder = tmp_path / "runs" / arm.name
     folder.mkdir(parents=True)

@@ -41,31 +41,31 @@ def make_job(sweep, num, overrides, after=None, before_hm=None, error=None, step
 @pytest.fixture
 def sweep(tmp_path):
     common = ["trainer.max_steps=5", "logger=csv"]
-    make_job(tmp_path, 0, ["experiment=grpo_speciarl", "seed=0", *common], (0.8, 0.5, 0.615385), 0.2)
-    make_job(tmp_path, 1, ["experiment=grpo_speciarl", "seed=1", *common], (0.6, 0.7, 0.646154), 0.25)
-    make_job(tmp_path, 2, ["experiment=grpo_reward3", "seed=0", *common], (0.9, 0.1, 0.18))
-    make_job(tmp_path, 3, ["experiment=grpo_reward3", "seed=1", *common], error="RuntimeError: boom\n")
-    make_job(tmp_path, 10, ["experiment=dapo_speciarl", "seed=0", *common])  # never finished
+    make_job(tmp_path, 0, ["reward=speciarl", "seed=0", *common], (0.8, 0.5, 0.615385), 0.2)
+    make_job(tmp_path, 1, ["reward=speciarl", "seed=1", *common], (0.6, 0.7, 0.646154), 0.25)
+    make_job(tmp_path, 2, ["reward=reward3", "seed=0", *common], (0.9, 0.1, 0.18))
+    make_job(tmp_path, 3, ["reward=reward3", "seed=1", *common], error="RuntimeError: boom\n")
+    make_job(tmp_path, 10, ["reward=scala1", "seed=0", *common])  # never finished
     (tmp_path / "multirun.yaml").write_text("{}")
     return tmp_path
 
 
 def test_split_override():
-    assert split_override("experiment=grpo_speciarl") == ("experiment", "grpo_speciarl")
+    assert split_override("reward=speciarl") == ("reward", "speciarl")
     assert split_override("+trainer.limit_train_batches=2") == ("trainer.limit_train_batches", "2")
     assert split_override("a.b=x=y") == ("a.b", "x=y")
 
 
 def test_swept_keys_from_preset_and_command_line():
-    argv = ["-m", "experiment=a,b", "seed=range(0,3)", "trainer.max_steps=5", "model.lora={r: 16}"]
-    assert swept_keys(None, argv) == {"experiment", "seed"}
+    argv = ["-m", "reward=a,b", "seed=range(0,3)", "trainer.max_steps=5", "model.lora={r: 16}"]
+    assert swept_keys(None, argv) == {"reward", "seed"}
     assert swept_keys({"reward": "x,y", "seed": "0,1"}, ["trainer.max_steps=5"]) == {"reward", "seed"}
 
 
 def test_grid_axes_are_the_overrides_that_vary(sweep):
     rows = read_grid(sweep)
     assert [r.job for r in rows] == ["0", "1", "2", "3", "10"]  # numeric order, not 0, 1, 10, 2
-    assert grid_axes(rows) == ["experiment", "seed"]
+    assert grid_axes(rows) == ["reward", "seed"]
     assert [r.status for r in rows] == ["ok", "ok", "ok", "failed", "incomplete"]
 
 
@@ -74,18 +74,18 @@ def test_summary_table(sweep):
     with (sweep / "summary.csv").open() as fh:
         table = list(csv.reader(fh))
     assert table[0] == [
-        "job", "experiment", "seed", "status", "steps", "correctness", "specificity", "hm", "hm_before", "fit_seconds"
+        "job", "reward", "seed", "status", "steps", "correctness", "specificity", "hm", "hm_before", "fit_seconds"
     ]  # fmt: skip
-    assert table[1] == ["0", "grpo_speciarl", "0", "ok", "5", "0.800", "0.500", "0.615", "0.200", "12.3"]
-    assert table[3] == ["2", "grpo_reward3", "0", "ok", "5", "0.900", "0.100", "0.180", "", "12.3"]
-    assert table[4] == ["3", "grpo_reward3", "1", "failed", "", "", "", "", "", ""]
-    assert table[5][:4] == ["10", "dapo_speciarl", "0", "incomplete"]
+    assert table[1] == ["0", "speciarl", "0", "ok", "5", "0.800", "0.500", "0.615", "0.200", "12.3"]
+    assert table[3] == ["2", "reward3", "0", "ok", "5", "0.900", "0.100", "0.180", "", "12.3"]
+    assert table[4] == ["3", "reward3", "1", "failed", "", "", "", "", "", ""]
+    assert table[5][:4] == ["10", "scala1", "0", "incomplete"]
     text = path.read_text()
     assert "5 jobs, 3 finished" in text
-    # over seeds: grpo_speciarl correctness mean (0.8 + 0.6) / 2 = 0.7, sample std sqrt(0.02) = 0.141;
+    # over seeds: speciarl correctness mean (0.8 + 0.6) / 2 = 0.7, sample std sqrt(0.02) = 0.141;
     # hm mean (0.615385 + 0.646154) / 2 = 0.630770, std |0.615385 - 0.646154| / sqrt(2) = 0.021757.
-    assert "| grpo_speciarl | 2 | 0.700 ± 0.141 | 0.600 ± 0.141 | 0.631 ± 0.022 |" in text
-    assert "| grpo_reward3 | 1 | 0.900 | 0.100 | 0.180 |" in text
+    assert "| speciarl | 2 | 0.700 ± 0.141 | 0.600 ± 0.141 | 0.631 ± 0.022 |" in text
+    assert "| reward3 | 1 | 0.900 | 0.100 | 0.180 |" in text
     assert "job 3: RuntimeError: boom" in text
 
 
@@ -125,5 +125,5 @@ def test_annotate_sweep_job_puts_grid_values_in_config_tags_and_wandb(tmp_path):
 
 
 def test_annotate_outside_a_multirun_changes_nothing(make_config):
-    cfg = make_config("experiment=grpo_speciarl")
+    cfg = make_config("algorithm=grpo", "reward=speciarl")
     assert "sweep" not in annotate_sweep_job(cfg)

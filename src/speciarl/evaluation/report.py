@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from speciarl.evaluation.figures import GROUPS
+from speciarl.evaluation.tables import titled_table
 
 CATEGORY_ORDER = (
     "more_specific",
@@ -69,79 +70,78 @@ def _num(value: Any) -> str:
 
 def markdown_report(results: Sequence[Mapping[str, Any]]) -> str:
     """Tables of C/S/HM, the category breakdown and secondary metrics, methods side by side."""
-    lines = ["# Open-world evaluation", ""]
-    for r in results:
-        dec = r.get("decoding", {})
-        mode = (
-            "greedy"
-            if dec.get("best_of", 1) == 1
-            else f"best-of-{dec['best_of']} (T={dec.get('temperature')}, top-p={dec.get('top_p')})"
-        )
-        lines.append(
-            f"- **{r['method']}**: model `{r.get('model', '?')}`"
-            + (f", checkpoint `{r['ckpt']}`" if r.get("ckpt") else "")
-            + f", prompt `{r.get('prompt', '?')}`, {mode}, {r.get('seconds', {}).get('total', 0):.1f} s"
-        )
-    lines += [
-        "",
+    lines = ["# Open-world evaluation", "", *(_method_line(r) for r in results)]
+    lines += titled_table(
         "## Correctness, specificity, HM",
-        "",
-        "| scope | method | correctness | specificity | HM | N |",
-        "|---|---|---|---|---|---|",
-    ]
-    for kind, name, r, f in _each_figures(results):
-        n = f.get("n", "-") if kind == "dataset" else "-"
-        lines.append(
-            f"| {_label(kind, name, r)} | {r['method']} | {_num(f.get('correctness'))} | "
-            f"{_num(f.get('specificity'))} | {_num(f.get('hm'))} | {n} |"
-        )
-    lines += [
-        "",
+        ["scope", "method", "correctness", "specificity", "HM", "N"],
+        (
+            [_label(kind, name, r), r["method"], *_csh(f), f.get("n", "-") if kind == "dataset" else "-"]
+            for kind, name, r, f in _each_figures(results)
+        ),
+    )
+    lines += titled_table(
         "## Category breakdown (share of N)",
-        "",
-        "| dataset | method | "
-        + " | ".join(c.replace("_", " ") for c in CATEGORY_ORDER)
-        + " | judge errors | skipped images |",
-        "|---|---|" + "---|" * (len(CATEGORY_ORDER) + 2),
-    ]
-    for kind, name, r, f in _each_figures(results):
-        if kind == "dataset":
-            shares = " | ".join(_num(f.get("fractions", {}).get(c, 0.0)) for c in CATEGORY_ORDER)
-            lines.append(
-                f"| {name} | {r['method']} | {shares} | {f.get('judge_errors', 0)} | {f.get('skipped_images', 0)} |"
-            )
-    breakdown_rows = [
-        f"| {name} | {part} | {r['method']} | {_num(f.get('correctness'))} | {_num(f.get('specificity'))} | "
-        f"{_num(f.get('hm'))} | {f.get('n', '-')} |"
+        [
+            "dataset",
+            "method",
+            *(c.replace("_", " ") for c in CATEGORY_ORDER),
+            "judge errors",
+            "skipped images",
+        ],
+        (
+            [name, r["method"], *(_num(f.get("fractions", {}).get(c, 0.0)) for c in CATEGORY_ORDER)]
+            + [f.get("judge_errors", 0), f.get("skipped_images", 0)]
+            for kind, name, r, f in _each_figures(results)
+            if kind == "dataset"
+        ),
+    )
+    by_tag = [
+        [name, part, r["method"], *_csh(f), f.get("n", "-")]
         for kind, name in scopes(results)
         if kind == "dataset"
         for r in results
         for part, f in sorted(r.get("breakdown", {}).get(name, {}).items())
     ]
-    if breakdown_rows:
-        lines += [
-            "",
-            "## By sample tag",
-            "",
-            "| dataset | tag | method | correctness | specificity | HM | N |",
-        ]
-        lines += ["|---|---|---|---|---|---|---|", *breakdown_rows]
-    lines += [
-        "",
+    if by_tag:
+        header = ["dataset", "tag", "method", "correctness", "specificity", "HM", "N"]
+        lines += titled_table("## By sample tag", header, by_tag)
+    lines += titled_table(
         "## Secondary metrics",
-        "",
-        "| scope | method | text inclusion | semantic similarity |",
-        "|---|---|---|---|",
-    ]
-    for kind, name, r, f in _each_figures(results):
-        lines.append(
-            f"| {_label(kind, name, r)} | {r['method']} | {_num(f.get('text_inclusion'))} | "
-            f"{_num(f.get('semantic_similarity'))} |"
-        )
+        ["scope", "method", "text inclusion", "semantic similarity"],
+        (
+            [
+                _label(kind, name, r),
+                r["method"],
+                _num(f.get("text_inclusion")),
+                _num(f.get("semantic_similarity")),
+            ]
+            for kind, name, r, f in _each_figures(results)
+        ),
+    )
     notes = sorted({r.get("semantic_similarity_note", "") for r in results} - {""})
     if notes:
         lines += [""] + [f"_{n}_" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _method_line(result: Mapping[str, Any]) -> str:
+    """One bullet per method: model, checkpoint, prompt, decoding and time."""
+    dec = result.get("decoding", {})
+    mode = (
+        "greedy"
+        if dec.get("best_of", 1) == 1
+        else f"best-of-{dec['best_of']} (T={dec.get('temperature')}, top-p={dec.get('top_p')})"
+    )
+    return (
+        f"- **{result['method']}**: model `{result.get('model', '?')}`"
+        + (f", checkpoint `{result['ckpt']}`" if result.get("ckpt") else "")
+        + f", prompt `{result.get('prompt', '?')}`, {mode}, {result.get('seconds', {}).get('total', 0):.1f} s"
+    )
+
+
+def _csh(figures: Mapping[str, Any]) -> list[str]:
+    """Correctness, specificity and HM, formatted."""
+    return [_num(figures.get(m)) for m in ("correctness", "specificity", "hm")]
 
 
 def tradeoff_plot(results: Sequence[Mapping[str, Any]], path: str | Path) -> Path:

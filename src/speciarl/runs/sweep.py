@@ -1,10 +1,10 @@
 """Hydra multiruns as ablation grids: grid values on every job, a summary table of the grid.
 
-``python -m speciarl.train -m experiment=grpo_speciarl,grpo_reward3 seed=0,1`` (or a preset,
-``hparams=paper_grid``) runs one job after another. Each job:
+``python -m speciarl.train -m reward=speciarl,reward3 optimizer=adamw,sgd seed=0,1`` (or a preset,
+``hparams=optimiser_grid``) runs one job after another. Each job:
 
 * carries its grid values in its config (``sweep.grid``, logged as W&B config) and as W&B tags
-  (``experiment=grpo_speciarl``, ``seed=0``); its W&B run is named after them unless
+  (``reward=speciarl``, ``seed=0``); its W&B run is named after them unless
   ``logger.wandb.name`` is set, and grouped by the sweep folder;
 * writes ``results.json`` in its own folder ``<sweep dir>/<job number>/``.
 
@@ -23,13 +23,15 @@ import logging
 import math
 import statistics
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from speciarl.evaluation.tables import markdown_table, titled_table
 
 log = logging.getLogger(__name__)
 
@@ -211,12 +213,6 @@ def seed_means(rows: Sequence[GridRow], seed_key: str = "seed") -> tuple[list[st
     return header, cells
 
 
-def _markdown(header: Sequence[str], cells: Iterable[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
-    return "\n".join(lines)
-
-
 def write_summary(sweep_dir: str | Path) -> Path | None:
     """Write ``summary.md`` and ``summary.csv`` of the grid in ``sweep_dir``; None if no job ran."""
     sweep_dir = Path(sweep_dir)
@@ -236,11 +232,10 @@ def write_summary(sweep_dir: str | Path) -> Path | None:
         f"{len(rows)} jobs, {sum(r.status == 'ok' for r in rows)} finished. Figures: held-out split "
         "after training (greedy); hm_before: before training.",
         "",
-        _markdown(header, cells),
+        *markdown_table(header, cells),
     ]
-    if "seed" in grid_axes(rows) and len(grid_axes(rows)) >= 1:
-        mean_header, mean_cells = seed_means(rows)
-        parts += ["", "## Over seeds (mean ± std)", "", _markdown(mean_header, mean_cells)]
+    if "seed" in grid_axes(rows):
+        parts += titled_table("## Over seeds (mean ± std)", *seed_means(rows))
     failed = [r for r in rows if r.status == "failed"]
     if failed:
         parts += ["", "## Failed jobs", ""] + [f"- job {r.job}: {r.error.splitlines()[-1]}" for r in failed]
