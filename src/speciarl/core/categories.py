@@ -1,7 +1,7 @@
 """The judge's vocabulary: six categories, their ranks, and the non-category outcomes.
 
 Also the two text operations every judge relies on: answer extraction and normalisation
-(SPEC.md section 1), kept here so that every judge sees exactly the same strings.
+(the SpeciaRL paper, arXiv 2603.03197, Sec. 3.2), kept here so that every judge sees exactly the same strings.
 """
 
 from __future__ import annotations
