@@ -10,8 +10,8 @@ from speciarl.train import train
 
 QUICK_PHASES = [{"steps": 40, "lr": 0.003, "leaf": 1.0, "type": 0.0, "family": 0.0}]
 OVERRIDES = [
-    "experiment=grpo_speciarl",
     "algorithm=gspo",
+    "reward=speciarl",
     "seed=2",
     "model.phases=[{steps:40,lr:0.003,leaf:1.0,type:0.0,family:0.0}]",
     # 2 epochs over each rollout batch: the second is off-policy, so the sequence ratios leave
