@@ -39,6 +39,7 @@ from speciarl.evaluation.semantic_similarity import SentenceEmbedder, load_embed
 from speciarl.policy.policy import Policy
 from speciarl.runs.loggers import finish_wandb
 from speciarl.train import CONF_DIR
+from speciarl.verifier.redaction import reject_url_credentials
 
 log = logging.getLogger("speciarl.evaluate")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -271,6 +272,12 @@ def evaluate_method(
         progress=_progress_logger(method),
     )
     predict_seconds = time.perf_counter() - t
+    rows = plog.rows()
+    if not any(not row.get("skipped") for row in rows):
+        raise RuntimeError(
+            f"no readable sample to evaluate in split {e.split!r}: {len(rows)} items, every image "
+            "unreadable (see the warnings above), so there are no figures to report; check the data path"
+        )
     groups = {k: list(v) for k, v in e.groups.items()} if e.get("groups") else None
     result = {
         "method": method,
@@ -279,7 +286,7 @@ def evaluate_method(
         "prompt": cfg.model.get("prompt"),
         "decoding": decoding.__dict__,
         "split": e.split,
-        **summarize(plog.rows(), embedder, groups, list(e.get("breakdown_tags") or [])),
+        **summarize(rows, embedder, groups, list(e.get("breakdown_tags") or [])),
         "semantic_similarity_note": embedder_note,
         "predictions": str(plog.path),
         "items": len(plog.done),
@@ -304,19 +311,30 @@ def build_policy(cfg: DictConfig, ckpt: str | None) -> Policy:
     )
 
 
+def _rollout_overrides(e: DictConfig) -> dict[str, int]:
+    """``eval.max_new_tokens`` for the rollout: null keeps the rollout's own; 0 or less is an error."""
+    value = e.get("max_new_tokens")
+    if value is None:
+        return {}
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"eval.max_new_tokens must be a positive integer or null, got {value!r}")
+    return {"max_new_tokens": value}
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the model (and ``ckpt``), write the report, log it; returns {method: result}."""
     started = time.perf_counter()
+    reject_url_credentials(cfg)  # before anything is logged or saved
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     loggers: list[Any] = []
     try:
+        overrides = _rollout_overrides(cfg.eval)
         datamodule = instantiate(cfg.data)
         data = evaluation_split(datamodule, str(cfg.eval.split))
         judge = instantiate(cfg.verifier)
-        overrides = {"max_new_tokens": int(cfg.eval.max_new_tokens)} if cfg.eval.get("max_new_tokens") else {}
         rollout = instantiate(cfg.rollout, **overrides)
         embedder, note = load_embedder(cfg.eval.get("semantic_similarity", "auto"))
         log.info(note)
