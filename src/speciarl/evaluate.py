@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from speciarl.core.categories import parse_judgement
 from speciarl.core.samples import Sample
+from speciarl.evaluation.checks import require_readable, rollout_overrides
 from speciarl.evaluation.figures import dataset_figures, group_figures, text_inclusion
 from speciarl.evaluation.loop import Decoding, EvalRecord, evaluate_batch
 from speciarl.evaluation.prediction_log import PredictionLog
@@ -272,12 +273,7 @@ def evaluate_method(
         progress=_progress_logger(method),
     )
     predict_seconds = time.perf_counter() - t
-    rows = plog.rows()
-    if not any(not row.get("skipped") for row in rows):
-        raise RuntimeError(
-            f"no readable sample to evaluate in split {e.split!r}: {len(rows)} items, every image "
-            "unreadable (see the warnings above), so there are no figures to report; check the data path"
-        )
+    rows = require_readable(plog.rows(), str(e.split))
     groups = {k: list(v) for k, v in e.groups.items()} if e.get("groups") else None
     result = {
         "method": method,
@@ -311,16 +307,6 @@ def build_policy(cfg: DictConfig, ckpt: str | None) -> Policy:
     )
 
 
-def _rollout_overrides(e: DictConfig) -> dict[str, int]:
-    """``eval.max_new_tokens`` for the rollout: null keeps the rollout's own; 0 or less is an error."""
-    value = e.get("max_new_tokens")
-    if value is None:
-        return {}
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"eval.max_new_tokens must be a positive integer or null, got {value!r}")
-    return {"max_new_tokens": value}
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the model (and ``ckpt``), write the report, log it; returns {method: result}."""
     started = time.perf_counter()
@@ -331,7 +317,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(int(cfg.num_threads))
     loggers: list[Any] = []
     try:
-        overrides = _rollout_overrides(cfg.eval)
+        overrides = rollout_overrides(cfg.eval)
         datamodule = instantiate(cfg.data)
         data = evaluation_split(datamodule, str(cfg.eval.split))
         judge = instantiate(cfg.verifier)

@@ -89,7 +89,12 @@ class CredentialCheck(_HydraCallback):
 
         overrides = OmegaConf.select(config, "hydra.overrides.task", default=None) or []
         task = {k: v for k, v in OmegaConf.to_container(config, resolve=False).items() if k != "hydra"}
-        reject_url_credentials(task, list(overrides))
+        try:
+            reject_url_credentials(task, list(overrides))
+        except CredentialsInConfig as err:
+            # Hydra turns a callback's exceptions into warnings and carries on (saving the config,
+            # then echoing the overrides on error); SystemExit is not caught: the run ends here.
+            raise SystemExit(f"{type(err).__name__}: {err}") from None
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         self._check(config)
