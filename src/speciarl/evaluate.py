@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from speciarl.core.categories import parse_judgement
 from speciarl.core.samples import Sample
+from speciarl.evaluation.checks import require_readable, rollout_overrides
 from speciarl.evaluation.figures import dataset_figures, group_figures, text_inclusion
 from speciarl.evaluation.loop import Decoding, EvalRecord, evaluate_batch
 from speciarl.evaluation.prediction_log import PredictionLog
@@ -39,6 +40,7 @@ from speciarl.evaluation.semantic_similarity import SentenceEmbedder, load_embed
 from speciarl.policy.policy import Policy
 from speciarl.runs.loggers import finish_wandb
 from speciarl.train import CONF_DIR
+from speciarl.verifier.redaction import reject_url_credentials
 
 log = logging.getLogger("speciarl.evaluate")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -271,6 +273,7 @@ def evaluate_method(
         progress=_progress_logger(method),
     )
     predict_seconds = time.perf_counter() - t
+    rows = require_readable(plog.rows(), str(e.split))
     groups = {k: list(v) for k, v in e.groups.items()} if e.get("groups") else None
     result = {
         "method": method,
@@ -279,7 +282,7 @@ def evaluate_method(
         "prompt": cfg.model.get("prompt"),
         "decoding": decoding.__dict__,
         "split": e.split,
-        **summarize(plog.rows(), embedder, groups, list(e.get("breakdown_tags") or [])),
+        **summarize(rows, embedder, groups, list(e.get("breakdown_tags") or [])),
         "semantic_similarity_note": embedder_note,
         "predictions": str(plog.path),
         "items": len(plog.done),
@@ -307,16 +310,17 @@ def build_policy(cfg: DictConfig, ckpt: str | None) -> Policy:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the model (and ``ckpt``), write the report, log it; returns {method: result}."""
     started = time.perf_counter()
+    reject_url_credentials(cfg)  # before anything is logged or saved
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     loggers: list[Any] = []
     try:
+        overrides = rollout_overrides(cfg.eval)
         datamodule = instantiate(cfg.data)
         data = evaluation_split(datamodule, str(cfg.eval.split))
         judge = instantiate(cfg.verifier)
-        overrides = {"max_new_tokens": int(cfg.eval.max_new_tokens)} if cfg.eval.get("max_new_tokens") else {}
         rollout = instantiate(cfg.rollout, **overrides)
         embedder, note = load_embedder(cfg.eval.get("semantic_similarity", "auto"))
         log.info(note)

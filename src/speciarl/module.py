@@ -26,17 +26,18 @@ from speciarl.rl.advantages import compute_advantages
 from speciarl.rl.collect import Collection, Collector
 from speciarl.rl.config import AlgorithmConfig
 from speciarl.rl.dynamic_sampling import RefillStream
+from speciarl.rl.rewards import SpeciaRLReward
 from speciarl.rl.scoring import ScoredRollouts
 from speciarl.rl.step_metrics import StepMetrics, UpdateSums
 from speciarl.rl.update import PolicyUpdate, TrainBatch
 from speciarl.runs.callbacks import CompletionTable, completion_rows
 from speciarl.runs.distributed import gather_objects, global_rank, rng_state, set_rng_state, world_size
-from speciarl.verifier.failure_guard import JudgeFailureGuard, JudgeFailureRateExceeded
+from speciarl.verifier.failure_guard import EmptyBatchGuard, JudgeFailureGuard, JudgeFailureRateExceeded
 from speciarl.verifier.step_stats import sum_judge_stats
 
 log = logging.getLogger(__name__)
 
-TOTALS = ("judge_errors", "dropped_groups", "skipped_images", "parse_failures", "truncated")
+TOTALS = ("judge_errors", "dropped_groups", "skipped_images", "empty_batches", "parse_failures", "truncated")
 # Offset of the refill stream's seed, so that under the same seed its order is not the dataloader's.
 REFILL_SEED_OFFSET = 104729
 
@@ -59,6 +60,8 @@ class SpeciaRLModule(LightningModule):
         judge_max_failure_rate, judge_failure_window, judge_failure_min_verdicts: stop the run when
             the judge fails on more than this share of verdicts over the last window of steps
             (see ``verifier.failure_guard``).
+        max_empty_batch_share, empty_batch_window: stop the run when more than this share of the
+            last window of training batches had no readable image (``verifier.failure_guard``).
         logprob_token_budget: most tokens (rows x padded positions) per log-prob forward; larger
             batches are cut into micro-batches whose gradients add up to the unbatched one
             (None: one pass per mini-batch).
@@ -81,11 +84,14 @@ class SpeciaRLModule(LightningModule):
         judge_failure_window: int = 20,
         judge_failure_min_verdicts: int = 100,
         logprob_token_budget: int | None = None,
+        max_empty_batch_share: float = 0.5,
+        empty_batch_window: int = 20,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         if logprob_token_budget is not None and logprob_token_budget <= 0:
             raise ValueError(f"logprob_token_budget must be positive or null, got {logprob_token_budget}")
+        _check_group_size(algorithm, reward)
         self.policy, self.model = policy, policy.model
         self.judge, self.reward, self.algorithm, self.rollout = judge, reward, algorithm, rollout
         self.optimizer_factory = optimizer or _default_optimizer
@@ -99,6 +105,7 @@ class SpeciaRLModule(LightningModule):
         self.judge_failures = JudgeFailureGuard(
             judge_max_failure_rate, judge_failure_window, judge_failure_min_verdicts
         )
+        self.empty_batches = EmptyBatchGuard(max_empty_batch_share, empty_batch_window)
         totals = (
             (*TOTALS, "ds_round_limit_hits", "ds_empty_steps")
             if algorithm.dynamic_sampling.enabled
@@ -205,11 +212,8 @@ class SpeciaRLModule(LightningModule):
         skipped = batch.skipped if isinstance(batch, SampleBatch) else 0
         self.step_metrics.count(skipped_images=skipped)
         if len(batch) == 0:
-            log.warning("step %d: empty batch (all images unreadable), skipped", step)
-            if world_size() > 1:
-                # The other ranks reduce gradients and statistics this step: take part with nothing.
-                self._statistics(Collection(), self.updater.run(self, None))
-            return None
+            return self._empty_step(step, skipped)
+        self.empty_batches.record(False, skipped)
         table_rows = self.completions_per_table if self._table_step(step) else 0
         collection = self.collector.collect(self.policy, batch, len(batch) + skipped, step, table_rows)
         self.completions.add("train", collection.table)
@@ -219,6 +223,21 @@ class SpeciaRLModule(LightningModule):
         self.log("reward", stats["reward_mean"], prog_bar=True, logger=False, batch_size=len(batch))
         self.log("hm", stats["hm"], prog_bar=True, logger=False, batch_size=len(batch))
         self._check_judge_failures(judge_counts, stats, step)
+        return None
+
+    def _empty_step(self, step: int, skipped: int) -> None:
+        """A batch without a readable image: counted and logged, nothing trained; the guard stops
+        a run that keeps getting them (the optimiser step does not advance, so it would loop)."""
+        log.warning("step %d: empty batch (all %d images unreadable), skipped", step, skipped)
+        self.step_metrics.count(empty_batches=1)
+        if world_size() > 1:
+            # The other ranks reduce gradients and statistics this step: take part with nothing.
+            self._statistics(Collection(), self.updater.run(self, None))
+        else:
+            self.global_totals = self.step_metrics.compute_totals()
+        totals = {f"train/total_{k}": float(v) for k, v in self.global_totals.items()}
+        self.log_dict({**totals, "train/skipped_images": float(skipped)}, batch_size=1)
+        self.empty_batches.record(True, skipped)
         return None
 
     def _table_step(self, step: int) -> bool:
@@ -328,6 +347,22 @@ class SpeciaRLModule(LightningModule):
             part = metric.compute()
             self.log_dict({f"val_{name}/{k}": part[k] for k in ("correctness", "specificity", "hm")})
             metric.reset()
+
+
+def _check_group_size(algorithm: AlgorithmConfig, reward: Reward) -> None:
+    """SpeciaRL's reward is anchored to the best rollout of the group: in a group of one that is
+    the rollout itself, so every answer is rewarded as the best and nothing pushes for specificity.
+    A static reward still means something per rollout (advantage = reward, REINFORCE without a
+    baseline, as verl does), so it is allowed with a warning."""
+    if algorithm.group_size >= 2:
+        return
+    if isinstance(reward, SpeciaRLReward):
+        raise ValueError(
+            f"algorithm.group_size={algorithm.group_size} with reward=speciarl: the reward is anchored "
+            "to the best rollout of each group, which in a group of one is the rollout itself (no "
+            "specificity pressure). Use algorithm.group_size >= 2 (the paper uses 8)"
+        )
+    log.warning("algorithm.group_size=1: no group baseline, each rollout's advantage is its own reward")
 
 
 def _default_optimizer(params: list[nn.Parameter]) -> torch.optim.Optimizer:

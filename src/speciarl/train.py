@@ -29,6 +29,7 @@ from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
 from speciarl.runs.loggers import finish_wandb
 from speciarl.runs.sweep import annotate_sweep_job
+from speciarl.verifier.redaction import reject_url_credentials
 
 log = logging.getLogger("speciarl.train")
 # Known harmless noise of the pinned stack (pytree, gradient checkpointing and batch-transfer
@@ -59,9 +60,10 @@ OmegaConf.register_new_resolver("speciarl.run_tags", run_tags, replace=True)
 
 def build_module(cfg: DictConfig) -> tuple[SpeciaRLModule, Any]:
     """Instantiate everything the module needs from the composed config."""
-    policy = instantiate(cfg.model)
+    # Data and judge first: a config mistake there (no taxonomy) fails before the model loads.
     datamodule = instantiate(cfg.data)
     judge = instantiate(cfg.verifier)
+    policy = instantiate(cfg.model)
     reward = instantiate(cfg.reward)
     algorithm = instantiate(cfg.algorithm)
     rollout = instantiate(cfg.rollout)
@@ -86,6 +88,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     split by domain at fit end; ``trainer.max_steps=0`` runs no step at all).
     """
     started = time.perf_counter()
+    reject_url_credentials(cfg)  # before anything is logged or saved
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):

@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from speciarl.core.categories import Category, Judgement, Outcome, extract_answer, parse_judgement
 from speciarl.evaluation.loop import resolve
 from speciarl.evaluation.metrics import summary
+from speciarl.verifier.redaction import reject_url_credentials
 
 log = logging.getLogger("speciarl.verify")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -127,6 +128,7 @@ def report(
 
 def verify(cfg: DictConfig) -> int:
     """Judge the file, write the verdicts, print the report; the exit status (0 when all judged)."""
+    reject_url_credentials(cfg)
     source = Path(cfg.input).expanduser()
     keys = cfg.fields
     rows = read_pairs(source, keys)

@@ -30,7 +30,14 @@ _SPACES = re.compile(r"\s+")
 def readable_label(name: str) -> str:
     """A class folder name made readable: ``001.Black_footed_Albatross`` -> ``Black footed Albatross``."""
     text = _LEADING_INDEX.sub("", name.strip())
-    return _SPACES.sub(" ", text.replace("_", " ")).strip()
+    label = _SPACES.sub(" ", text.replace("_", " ")).strip()
+    if not label:
+        # An empty label would merge every such class into one ground truth "".
+        raise ValueError(
+            f"class folder {name!r} leaves no label once its index and underscores are removed: "
+            "expected a class name such as '001.Black_footed_Albatross' or 'golden-winged warbler'"
+        )
+    return label
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 # Larger images are shrunk on load (the processor's max_pixels bounds what the model sees anyway).
 MAX_LOAD_SIDE = 2048
+# Qwen2.5-VL's image processor refuses images whose long side is more than 200 times the short one.
+# Such a sliver (a 1x1000 strip) carries no picture to classify: it is skipped and counted like an
+# unreadable file rather than padded into a mostly blank canvas the model would be scored on.
+MAX_ASPECT_RATIO = 200
 
 
 class SkipCounter:
@@ -45,6 +49,11 @@ def load_image(path: str | Path, skipped: SkipCounter | None = None) -> Image.Im
             img.load()
             if max(img.size) > MAX_LOAD_SIDE:
                 img.thumbnail((MAX_LOAD_SIDE, MAX_LOAD_SIDE))
+            if max(img.size) > MAX_ASPECT_RATIO * min(img.size):
+                raise ValueError(
+                    f"aspect ratio {img.size[0]}x{img.size[1]} is beyond {MAX_ASPECT_RATIO}:1, "
+                    "which the vision processor cannot take"
+                )
             if img.mode in ("P", "PA", "RGBA", "LA"):
                 img = img.convert("RGBA")
                 canvas = Image.new("RGB", img.size, (255, 255, 255))
@@ -78,6 +87,13 @@ class ManifestDataset(Dataset):
                 raise ValueError(f"{self.path}:{number}: not valid JSON ({err.msg})") from err
             if not isinstance(row, dict) or "image" not in row or "label" not in row:
                 raise ValueError(f'{self.path}:{number}: expected an object with "image" and "label" keys')
+            label = row["label"]
+            if not isinstance(label, str) or not label.strip():
+                # null or 5 would otherwise become the ground truths "None" and "5".
+                raise ValueError(
+                    f"{self.path}:{number}: label {json.dumps(label)} is not a class name: expected a "
+                    'non-empty string such as "golden-winged warbler"'
+                )
             self.rows.append(row)
         if not self.rows:
             raise ValueError(f"manifest {self.path} lists no samples")

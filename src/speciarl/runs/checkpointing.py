@@ -6,11 +6,16 @@ SpeciaRLModule's extras (every rank's RNG states, running totals, rollout-backen
 ``SpeciaRLModule.on_save_checkpoint``. ``python -m speciarl.train ... ckpt_path=<file>`` resumes
 from it. Next to each, ``<name>-policy/`` holds the LoRA adapter in peft format (loadable by
 ``PeftModel.from_pretrained`` and as a vLLM LoRA request) or, for full fine-tuning, the model.
+The export is atomic: it is written to a hidden temporary folder beside the target and renamed
+into place, so a run killed mid-export leaves the previous export (or none), never a half-written
+folder; a temporary folder left by a killed run is removed by the next export.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -69,8 +74,29 @@ class RLCheckpoint(ModelCheckpoint):
             log.info("FSDP run: no policy export beside %s (use python -m speciarl.export)", filepath)
             return
         target = Path(filepath).with_suffix("")
-        target = target.with_name(target.name + "-policy")
-        if is_peft_model(policy.model):
-            save_adapter(policy, target)
-        else:
-            save_model(policy, target, merge=False)
+        export_policy_atomically(policy, target.with_name(target.name + "-policy"))
+
+
+def export_policy_atomically(policy: Any, target: Path) -> Path:
+    """Write the adapter (or full model) to ``target`` through a temporary folder and a rename."""
+    target = Path(target)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a run killed mid-export
+    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if is_peft_model(policy.model):
+        save_adapter(policy, staging)
+    else:
+        save_model(policy, staging, merge=False)
+    for path in staging.rglob("*"):  # on disk before the rename makes the folder visible
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+    if target.exists():
+        # A rename cannot replace a non-empty folder: move the old one aside first, then drop it.
+        retired = target.with_name(f".{target.name}.tmp-old-{os.getpid()}")
+        os.replace(target, retired)
+        os.replace(staging, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+    return target

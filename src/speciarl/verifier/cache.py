@@ -62,12 +62,21 @@ def default_cache_path() -> Path:
     return root / "judge_verdicts.sqlite"
 
 
-def open_verdict_cache(url: str | None = None, busy_timeout_s: float = 30.0) -> VerdictCache:
-    """A cache from a URL: None (the default sqlite file), a path, ``sqlite://<path>``, or ``redis://...``."""
+def open_verdict_cache(
+    url: str | None = None, busy_timeout_s: float = 30.0, password_env: str | None = None
+) -> VerdictCache:
+    """A cache from a URL: None (the default sqlite file), a path, ``sqlite://<path>``, or ``redis://...``.
+
+    A Redis password is read from the environment variable named ``password_env``, never from
+    the URL (a URL's ``user:password@`` would be written to the run's saved configs).
+    """
     if url is None or url == "":
         return SqliteVerdictCache(default_cache_path(), busy_timeout_s)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisVerdictCache(url, timeout_s=busy_timeout_s)
+        password = os.environ.get(password_env) if password_env else None
+        if password_env and not password:
+            raise ValueError(f"the verdict cache's password variable {password_env!r} is not set")
+        return RedisVerdictCache(url, timeout_s=busy_timeout_s, password=password)
     if url.startswith("sqlite://"):
         return SqliteVerdictCache(url[len("sqlite://") :], busy_timeout_s)
     if "://" in url:
@@ -228,7 +237,9 @@ class SqliteVerdictCache:
 class RedisVerdictCache:
     """Verdicts in Redis, one hash per judge identity, shared by every node that reaches the server."""
 
-    def __init__(self, url: str, prefix: str = "speciarl:verdicts", timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, url: str, prefix: str = "speciarl:verdicts", timeout_s: float = 5.0, password: str | None = None
+    ) -> None:
         try:
             import redis
         except ImportError as err:
@@ -242,7 +253,11 @@ class RedisVerdictCache:
         self.prefix = prefix
         self.timeout_s = timeout_s
         self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            decode_responses=True,
+            **({"password": password} if password else {}),
         )
         with self._errors("connect"):
             self._client.ping()

@@ -64,3 +64,40 @@ class JudgeFailureGuard:
                 "timeouts and HTTP errors), or raise module.judge_max_failure_rate"
             )
         return rate
+
+
+class UnreadableDataExceeded(RuntimeError):
+    """Too many recent training batches had no readable image; the message says what to check."""
+
+
+class EmptyBatchGuard:
+    """Stop a run whose recent training batches had no readable image, like the judge guard.
+
+    An all-unreadable batch trains nothing and does not advance the optimiser step, so a wrong
+    data mount would otherwise loop over empty batches forever. Rule: over the last
+    ``window_batches`` batches (once that many have been seen), the run stops when the share of
+    batches without a readable image is strictly above ``max_empty_share``. Default (0.5 over 20):
+    a set that is all unreadable stops after 20 batches; one with a bad image now and then never does.
+    """
+
+    def __init__(self, max_empty_share: float = 0.5, window_batches: int = 20) -> None:
+        if not 0.0 <= max_empty_share <= 1.0:
+            raise ValueError(f"max_empty_share must be in [0, 1], got {max_empty_share}")
+        if window_batches < 1:
+            raise ValueError(f"window_batches must be >= 1, got {window_batches}")
+        self.max_empty_share = max_empty_share
+        self.window_batches = window_batches
+        self._window: deque[bool] = deque(maxlen=window_batches)
+
+    def record(self, empty: bool, skipped_images: int) -> float:
+        """Add one batch; return the window's empty share, or raise once it is above the threshold."""
+        self._window.append(empty)
+        share = sum(self._window) / len(self._window)
+        if len(self._window) == self.window_batches and share > self.max_empty_share:
+            raise UnreadableDataExceeded(
+                f"{sum(self._window)} of the last {len(self._window)} training batches had no readable "
+                f"image ({share:.0%}, above the allowed {self.max_empty_share:.0%}; the last one dropped "
+                f"{skipped_images} unreadable images): check the training data path and the image files "
+                "(the log names the unreadable ones), or raise module.max_empty_batch_share"
+            )
+        return share

@@ -88,7 +88,7 @@ class LLMHttpJudge(Judge):
         guided: ``structured_outputs`` (vLLM >= 0.12), ``guided_choice`` (older vLLM) or ``none``.
         batch_size: pairs per request; 1 is the paper's one-pair prompt.
         max_concurrency: requests in flight at once.
-        timeout_s: per socket operation of one request.
+        timeout_s: total deadline of one request (connect to last body byte), not per socket read.
         max_retries: retries after the first attempt, per request.
         backoff_s, backoff_max_s: exponential backoff between attempts.
         breaker_failures: consecutive failed pairs after which the rest of a call fails fast (0: never).

@@ -54,6 +54,13 @@ class TaxonomyJudge(Judge):
     MEMO_LIMIT = 200_000
 
     def __init__(self, taxonomy: Taxonomy, unresolved_as_wrong: bool = True) -> None:
+        if taxonomy is None:
+            raise ValueError(
+                "the taxonomy judge needs a label taxonomy, and this data config has none "
+                "(data.taxonomy is null, as for data=image_folder and data=manifest): give one "
+                "(data.taxonomy=<file.json> or +data.taxonomy._target_=...), or judge without it "
+                "(verifier=llm_http, or verifier=tiered verifier.deterministic=null)"
+            )
         self.taxonomy = taxonomy
         self.unresolved_as_wrong = unresolved_as_wrong
         self.identity = "taxonomy-v1"

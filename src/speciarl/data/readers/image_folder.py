@@ -19,7 +19,10 @@ def read_image_folder(folder: str | Path, name: str = "images", split: str | Non
         raise DatasetLayoutError(f"no image folder at {base}: expected <class name>/<image> sub-folders")
     entries = []
     for class_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        label = readable_label(class_dir.name)
+        try:
+            label = readable_label(class_dir.name)
+        except ValueError as err:
+            raise DatasetLayoutError(f"{class_dir}: {err}") from None
         for image in sorted(class_dir.iterdir()):
             if image.suffix.lower() in IMAGE_SUFFIXES:
                 entries.append(

@@ -5,7 +5,10 @@ guidance to send and whether an answer is usable are the caller's (``validate`` 
 text into a value, or None for a malformed answer that is worth asking again).
 
 Failure handling, in order:
-- a request is bounded by ``timeout_s`` per socket operation (connect, each read);
+- a request is bounded by ``timeout_s`` in total (a deadline over connect, send, headers and
+  body: a server that drips one byte at a time cannot hold it longer);
+- a reply cut off mid-body (``IncompleteRead``), a status line that is not HTTP
+  (``BadStatusLine``) or any other broken HTTP exchange is a ``protocol_errors`` failure, retried;
 - timeouts, connection errors, HTTP 408/429/5xx and malformed answers are retried with
   exponential backoff (``backoff_s * 2**k``, at most ``backoff_max_s``; a ``Retry-After`` header
   is honoured up to that cap); other 4xx are not retried;
@@ -21,16 +24,17 @@ client carries none (the other side reads the same variable again).
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
+import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from speciarl.verifier.redaction import redact_url
 
@@ -87,7 +91,7 @@ class ChatCompletionsClient:
         counters: where attempts and failures are counted (shared with the caller).
         api_key_env: name of the environment variable holding the API key; None sends no key.
         guided: the name of the guidance the caller sends, for the warning when a server rejects it.
-        timeout_s: per socket operation of one request.
+        timeout_s: total deadline of one request (attempt), connect to last body byte.
         max_retries: retries after the first attempt, per request.
         backoff_s, backoff_max_s: exponential backoff between attempts.
         extra_body: merged into every request body.
@@ -196,31 +200,64 @@ class ChatCompletionsClient:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        request = urllib.request.Request(
-            self.endpoint, data=json.dumps(body).encode(), headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as err:
-            status = err.code
-            retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
-            err.close()
+        status, retry_after, raw = self._exchange(json.dumps(body).encode(), headers)
+        if status != 200:
             kind = "http_400" if status == 400 else f"http_{status // 100}xx"
-            raise AttemptFailed(kind, f"HTTP {status}", status in RETRYABLE_STATUS, retry_after) from None
-        except urllib.error.URLError as err:
-            if isinstance(err.reason, TimeoutError):
-                raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
-            raise AttemptFailed("connection_errors", f"{type(err.reason).__name__}", True) from None
-        except TimeoutError:
-            raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
-        except (ConnectionError, OSError) as err:
-            raise AttemptFailed("connection_errors", type(err).__name__, True) from None
+            raise AttemptFailed(kind, f"HTTP {status}", status in RETRYABLE_STATUS, retry_after)
         try:
             payload = json.loads(raw)
             return payload["choices"][0]["message"]["content"]
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):
             raise AttemptFailed("protocol_errors", "reply is not a chat completion", True) from None
+
+    def _exchange(self, data: bytes, headers: dict[str, str]) -> tuple[int, float | None, bytes]:
+        """POST ``data``; (status, Retry-After, body) within one deadline of ``timeout_s``.
+
+        Each socket operation waits at most the time left; a watchdog shuts the socket at the
+        deadline, so a server that keeps sending a byte now and then cannot stretch the request.
+        """
+        deadline = time.monotonic() + self.timeout_s
+        parts = urlsplit(self.endpoint)
+        connection_class = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        connection = connection_class(parts.hostname or "", parts.port, timeout=self.timeout_s)
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            sock = connection.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        watchdog = threading.Timer(self.timeout_s, expire)
+        watchdog.daemon = True
+        watchdog.start()
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            connection.request("POST", path, body=data, headers=headers)
+            response = connection.getresponse()
+            raw = response.read()
+            if expired.is_set() or time.monotonic() > deadline:
+                raise TimeoutError
+            return response.status, _retry_after(response.getheader("Retry-After")), raw
+        except TimeoutError:
+            raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
+        except http.client.HTTPException as err:
+            # IncompleteRead (body cut short), BadStatusLine (not HTTP), header errors, ...
+            if expired.is_set():
+                raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
+            raise AttemptFailed("protocol_errors", type(err).__name__, True) from None
+        except OSError as err:
+            if expired.is_set():
+                raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
+            raise AttemptFailed("connection_errors", type(err).__name__, True) from None
+        finally:
+            watchdog.cancel()
+            connection.close()
 
 
 def _retry_after(value: str | None) -> float | None:
