@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -27,7 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
-from speciarl.runs.loggers import finish_wandb
+from speciarl.runs.console import Progress, StepProgress, quiet_console
+from speciarl.runs.dashboard import log_run_results
+from speciarl.runs.loggers import announce_wandb, config_choice, finish_wandb, name_run
 from speciarl.runs.sweep import annotate_sweep_job
 
 log = logging.getLogger("speciarl.train")
@@ -36,7 +37,6 @@ log = logging.getLogger("speciarl.train")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
 warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
-os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
@@ -86,23 +86,29 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     split by domain at fit end; ``trainer.max_steps=0`` runs no step at all).
     """
     started = time.perf_counter()
+    quiet_console()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
-    seed_everything(cfg.seed, workers=True)
+    seed_everything(cfg.seed, workers=True, verbose=False)
+    table = ""
     try:
         module, datamodule = build_module(cfg)
         setup_seconds = time.perf_counter() - started
-        loggers = [instantiate(spec) for spec in (cfg.logger or {}).values() if spec is not None]
+        tags = run_tags(cfg.algorithm, cfg.reward)
+        trained_name = f"{tags[0]}+{tags[-1]}"  # e.g. dapo+speciarl: the method of the "after" row
+        loggers = [instantiate(spec) for spec in (name_run(cfg, trained_name).logger or {}).values() if spec]
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        announce_wandb(loggers)
         checkpoints = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") else []
+        progress = [StepProgress()] if cfg.trainer.get("enable_progress_bar", True) else []
         trainer = instantiate(
             cfg.trainer,
             logger=loggers or False,
             default_root_dir=str(out_dir),
-            callbacks=[*checkpoints, *callbacks],
+            callbacks=[*checkpoints, *progress, *callbacks],
             enable_checkpointing=bool(checkpoints),
         )
 
@@ -128,11 +134,13 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         results["wall_seconds"] = time.perf_counter() - started
         if trainer.is_global_zero:  # one results file per run, not one per rank
             (out_dir / "results.json").write_text(json.dumps(results, indent=1))
-            if table := format_results(results, cfg):
-                print(table)
-        return results
+            log_run_results(loggers, results, trained_name, config_choice("data", "data"), out_dir)
+            table = format_results(results, cfg)
     finally:
         finish_wandb()
+    if table:  # last, after W&B has closed: the figures are what the terminal ends with
+        print(table, flush=True)
+    return results
 
 
 def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
@@ -142,6 +150,7 @@ def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str
 
 def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
     samples = datamodule.val_samples()
+    progress = Progress(f"best-of-{cfg.eval.best_of_n}", len(samples), "image")
     records = evaluate_policy(
         module.policy,
         samples,
@@ -150,7 +159,9 @@ def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict
         best_of=int(cfg.eval.best_of_n),
         temperature=float(cfg.eval.temperature),
         top_p=float(cfg.eval.top_p),
+        progress=progress.update,
     )
+    progress.close()
     summaries = summarize_records(records, by_tag=cfg.module.get("val_breakdown_tag"))
     flat = {f"val/{k}": v for k, v in summaries["all"].items()}
     for tag, values in summaries.items():
