@@ -98,10 +98,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         setup_seconds = time.perf_counter() - started
         tags = run_tags(cfg.algorithm, cfg.reward)
         trained_name = f"{tags[0]}+{tags[-1]}"  # e.g. dapo+speciarl: the method of the "after" row
-        loggers = [instantiate(spec) for spec in (name_run(cfg, trained_name).logger or {}).values() if spec]
-        for logger in loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        announce_wandb(loggers)
+        loggers = _loggers(name_run(cfg, trained_name))
         checkpoints = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") else []
         progress = [StepProgress()] if cfg.trainer.get("enable_progress_bar", True) else []
         trainer = instantiate(
@@ -125,12 +122,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             results["after"] = _validate(trainer, module, datamodule)
         results["totals"] = dict(module.global_totals)
         if cfg.get("save_policy") and trainer.is_global_zero:
-            # Read back by `python -m speciarl.evaluate ckpt=<run>/policy`.
-            from speciarl.policy.saved import save_policy
-
-            results["policy_dir"] = str(
-                save_policy(module.policy, out_dir / "policy", cfg.model.get("prompt"))
-            )
+            results["policy_dir"] = str(_save_policy(cfg, module, out_dir / "policy", results, tags))
         results["wall_seconds"] = time.perf_counter() - started
         if trainer.is_global_zero:  # one results file per run, not one per rank
             (out_dir / "results.json").write_text(json.dumps(results, indent=1))
@@ -141,6 +133,36 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     if table:  # last, after W&B has closed: the figures are what the terminal ends with
         print(table, flush=True)
     return results
+
+
+def _loggers(cfg: DictConfig) -> list[Any]:
+    """The experiment loggers of the config, with the run's hyperparameters logged."""
+    loggers = [instantiate(spec) for spec in (cfg.logger or {}).values() if spec is not None]
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    announce_wandb(loggers)
+    return loggers
+
+
+def _save_policy(
+    cfg: DictConfig, module: SpeciaRLModule, folder: Path, results: dict[str, Any], tags: list[str]
+) -> Path:
+    """The trained policy (read back by ``speciarl.evaluate ckpt=<run>/policy``) and its model card."""
+    from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
+    from speciarl.policy.saved import save_policy
+
+    save_policy(module.policy, folder, cfg.model.get("prompt"))
+    kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
+    info = CardInfo(
+        base_model=base_model_id(cfg.model),
+        method=f"{tags[0]}+{tags[-1]}",
+        reward=tags[-1],
+        data=config_choice("data", "data"),
+        kind=kind,
+        results=results,
+    )
+    write_model_card(folder, info)
+    return folder
 
 
 def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
