@@ -35,6 +35,7 @@ class RLCheckpoint(ModelCheckpoint):
             ``algorithm.mini_batches`` M a rollout batch advances it by M).
         export_policy: also write the adapter (or full model) beside each checkpoint.
         save_top_k: how many periodic checkpoints to keep (-1: all).
+        model_path, tags: the base model and the run's tags, for the exports' model cards.
     """
 
     def __init__(
@@ -44,6 +45,8 @@ class RLCheckpoint(ModelCheckpoint):
         export_policy: bool = True,
         save_top_k: int = -1,
         save_last: bool = True,
+        model_path: str | None = None,
+        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -56,6 +59,7 @@ class RLCheckpoint(ModelCheckpoint):
             **kwargs,
         )
         self.export_policy = export_policy
+        self.model_path, self.tags = model_path, [str(t) for t in tags or [] if "=" not in str(t)]
 
     def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
@@ -74,3 +78,18 @@ class RLCheckpoint(ModelCheckpoint):
             save_adapter(policy, target)
         else:
             save_model(policy, target, merge=False)
+        self._write_card(target, trainer.global_step)
+
+    def _write_card(self, folder: Path, step: int) -> None:
+        """A model card beside the export (no held-out figures: those come at the end of the run)."""
+        from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
+        from speciarl.runs.loggers import config_choice
+
+        kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
+        method = f"{self.tags[0]}+{self.tags[-1]}" if self.tags else "unknown"
+        reward = self.tags[-1] if self.tags else "unknown"
+        info = CardInfo(
+            base_model_id({"path": self.model_path}), method, reward, config_choice("data", "unknown"), kind
+        )
+        info.command += f"  # checkpoint at optimiser step {step}"
+        write_model_card(folder, info)
