@@ -109,7 +109,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             enable_checkpointing=bool(checkpoints),
         )
 
-        results: dict[str, Any] = {"setup_seconds": setup_seconds}
+        results: dict[str, Any] = {"setup_seconds": setup_seconds, "method": trained_name, "reward": tags[-1]}
+        results["data"] = config_choice("data", "data")
         if cfg.eval.before:
             results["before"] = _validate(trainer, module, datamodule)
         if cfg.eval.best_of_n and cfg.eval.best_of_n > 1:
@@ -122,7 +123,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             results["after"] = _validate(trainer, module, datamodule)
         results["totals"] = dict(module.global_totals)
         if cfg.get("save_policy") and trainer.is_global_zero:
-            results["policy_dir"] = str(_save_policy(cfg, module, out_dir / "policy", results, tags))
+            results["policy_dir"] = str(_save_policy(cfg, module, out_dir / "policy", results))
         results["wall_seconds"] = time.perf_counter() - started
         if trainer.is_global_zero:  # one results file per run, not one per rank
             (out_dir / "results.json").write_text(json.dumps(results, indent=1))
@@ -144,9 +145,7 @@ def _loggers(cfg: DictConfig) -> list[Any]:
     return loggers
 
 
-def _save_policy(
-    cfg: DictConfig, module: SpeciaRLModule, folder: Path, results: dict[str, Any], tags: list[str]
-) -> Path:
+def _save_policy(cfg: DictConfig, module: SpeciaRLModule, folder: Path, results: dict[str, Any]) -> Path:
     """The trained policy (read back by ``speciarl.evaluate ckpt=<run>/policy``) and its model card."""
     from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
     from speciarl.policy.saved import save_policy
@@ -154,12 +153,7 @@ def _save_policy(
     save_policy(module.policy, folder, cfg.model.get("prompt"))
     kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
     info = CardInfo(
-        base_model=base_model_id(cfg.model),
-        method=f"{tags[0]}+{tags[-1]}",
-        reward=tags[-1],
-        data=config_choice("data", "data"),
-        kind=kind,
-        results=results,
+        base_model_id(cfg.model), results["method"], results["reward"], results["data"], kind, results
     )
     write_model_card(folder, info)
     return folder

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import wandb_offline  # noqa: E402
@@ -32,11 +33,11 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def five_step_run(tmp_path_factory):
-    """A 5-step run of the default with W&B offline and the policy saved; its output piped to a file."""
+    """A 5-step run of the default with W&B offline, a checkpoint and the policy saved; output piped."""
     run_dir = tmp_path_factory.mktemp("run")
     proc = subprocess.run(
         [sys.executable, "-m", "speciarl.train", "trainer.max_steps=5", "save_policy=true",
-         f"hydra.run.dir={run_dir}"],
+         "checkpoint=periodic", "checkpoint.every_n_train_steps=5", f"hydra.run.dir={run_dir}"],
         cwd=run_dir, env=_env(), capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -115,6 +116,36 @@ def test_saved_policy_has_a_model_card_with_the_results_figures(five_step_run):
     ):
         want = [results[row][f"val/{m}"] for m in ("correctness", "specificity", "hm")]
         assert rows[method] == pytest.approx(want, abs=5e-5)
+
+
+@pytest.mark.slow
+def test_export_writes_a_folder_ready_for_the_hub(five_step_run, tmp_path):
+    run_dir, _, results = five_step_run
+    out = tmp_path / "export"
+    proc = subprocess.run(
+        [sys.executable, "-m", "speciarl.export", f"ckpt_path={run_dir}/checkpoints/last.ckpt",
+         f"out_dir={out}", f"run_dir={run_dir}", f"hydra.run.dir={tmp_path}/hydra"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # What push_to_hub / upload_folder sends: a transformers model folder with its card.
+    for name in ("config.json", "model.safetensors", "README.md", "processor_config.json", "tokenizer.json"):
+        assert (out / name).is_file(), name
+    card = (out / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["license"] == "apache-2.0" and meta["library_name"] == "transformers"
+    assert "grpo+speciarl" in meta["tags"]
+    assert f"| grpo+speciarl | {results['after']['val/correctness']:.4f} |" in card
+    assert "python -m speciarl.train trainer.max_steps=5" in card
+    # The exported weights are the trained policy's: equal to the saved policy's.
+    from safetensors.torch import load_file
+
+    exported, saved = (
+        load_file(out / "model.safetensors"),
+        load_file(run_dir / "policy" / "model.safetensors"),
+    )
+    assert exported.keys() == saved.keys()
+    assert all(bool((exported[k] == saved[k]).all()) for k in saved)
 
 
 def test_license_is_apache_2():

@@ -150,7 +150,7 @@ def portable_base_model(folder: str | Path, base_model: str) -> None:
 
 
 def card_info_from_run(run_dir: str | Path | None, model_cfg: Mapping[str, Any], kind: str) -> CardInfo:
-    """A card's facts read from a training run folder (its ``.hydra`` files and results.json).
+    """A card's facts read from a training run folder (results.json; the command from ``.hydra``).
 
     Without a run folder the card still names the base model and says the rest is unknown.
     """
@@ -161,18 +161,11 @@ def card_info_from_run(run_dir: str | Path | None, model_cfg: Mapping[str, Any],
         return info
     run = Path(run_dir)
     if not (run / "results.json").is_file():
-        raise FileNotFoundError(f"{run} has no results.json: card.run_dir must be a training run folder")
-    info.results = json.loads((run / "results.json").read_text())
-    hydra_file = run / ".hydra" / "hydra.yaml"
-    config_file = run / ".hydra" / "config.yaml"
-    if config_file.is_file():
-        tags = [str(t) for t in OmegaConf.load(config_file).get("tags", []) if "=" not in str(t)]
-        if tags:
-            info.method, info.reward = f"{tags[0]}+{tags[-1]}", tags[-1]
-    if hydra_file.is_file():
-        info.data = str(
-            OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices.data") or "unknown"
-        )
+        raise FileNotFoundError(f"{run} has no results.json: run_dir must be a training run folder")
+    info.results = results = json.loads((run / "results.json").read_text())
+    info.method = str(results.get("method", "unknown"))
+    info.reward = str(results.get("reward", "unknown"))
+    info.data = str(results.get("data", "unknown"))
     overrides = run / ".hydra" / "overrides.yaml"
     if overrides.is_file():
         info.command = "python -m speciarl.train " + " ".join(str(o) for o in OmegaConf.load(overrides))
