@@ -28,6 +28,7 @@ from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
 from speciarl.runs.console import Progress, StepProgress, quiet_console
 from speciarl.runs.dashboard import log_run_results
+from speciarl.runs.distributed import global_rank
 from speciarl.runs.loggers import announce_wandb, config_choice, finish_wandb, name_run
 from speciarl.runs.sweep import annotate_sweep_job
 
@@ -166,7 +167,10 @@ def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str
 
 def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
     samples = datamodule.val_samples()
-    progress = Progress(f"best-of-{cfg.eval.best_of_n}", len(samples), "image")
+    # One progress report per run: rank zero's (each rank measures the whole split).
+    progress = (
+        Progress(f"best-of-{cfg.eval.best_of_n}", len(samples), "image") if global_rank() == 0 else None
+    )
     records = evaluate_policy(
         module.policy,
         samples,
@@ -175,9 +179,10 @@ def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict
         best_of=int(cfg.eval.best_of_n),
         temperature=float(cfg.eval.temperature),
         top_p=float(cfg.eval.top_p),
-        progress=progress.update,
+        progress=progress.update if progress else None,
     )
-    progress.close()
+    if progress:
+        progress.close()
     summaries = summarize_records(records, by_tag=cfg.module.get("val_breakdown_tag"))
     flat = {f"val/{k}": v for k, v in summaries["all"].items()}
     for tag, values in summaries.items():
