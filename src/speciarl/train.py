@@ -22,13 +22,13 @@ import hydra
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, seed_everything
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
 from speciarl.runs.console import Progress, StepProgress, quiet_console
 from speciarl.runs.dashboard import log_run_results
-from speciarl.runs.distributed import global_rank
 from speciarl.runs.loggers import announce_wandb, config_choice, finish_wandb, name_run
 from speciarl.runs.sweep import annotate_sweep_job
 
@@ -169,7 +169,7 @@ def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict
     samples = datamodule.val_samples()
     # One progress report per run: rank zero's (each rank measures the whole split).
     progress = (
-        Progress(f"best-of-{cfg.eval.best_of_n}", len(samples), "image") if global_rank() == 0 else None
+        Progress(f"best-of-{cfg.eval.best_of_n}", len(samples), "image") if rank_zero_only.rank == 0 else None
     )
     records = evaluate_policy(
         module.policy,

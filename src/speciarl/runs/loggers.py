@@ -92,6 +92,10 @@ def name_run(cfg: DictConfig, method: str) -> DictConfig:
 
 def announce_wandb(loggers: Sequence[Any]) -> None:
     """The one W&B line of a run: where it is (offline: the folder to ``wandb sync``), or its URL."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # the other ranks hold a placeholder run
+        return
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             run = logger.experiment
