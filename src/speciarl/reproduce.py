@@ -34,7 +34,7 @@ from typing import Any
 from lightning.pytorch import Callback
 
 from speciarl.evaluation.tables import markdown_table, titled_table
-from speciarl.runs.console import Progress
+from speciarl.runs.console import Progress, quiet_console
 
 log = logging.getLogger("speciarl.reproduce")
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -309,9 +309,9 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = (parser := _parser()).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    quiet_console()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     arms = _select_arms(parser, args)
     out = Path(args.out or f"results/reproduction/{args.grid}")

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import wandb_offline  # noqa: E402
+import wandb_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 

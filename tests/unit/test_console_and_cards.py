@@ -85,3 +85,23 @@ def test_card_info_from_a_folder_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="results.json"):
         card_info_from_run(tmp_path, {}, "full")
     assert card_info_from_run(None, {}, "full").method == "unknown"
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal, as a tty does: the progress draws a live bar."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_progress_is_a_live_bar_with_the_fields():
+    out = _Terminal()
+    progress = Progress("train", 5, "step", stream=out)
+    for step in range(1, 4):
+        progress.update(step, {"reward": 0.25, "hm": 0.5})
+    assert progress.bar is not None
+    screen = out.getvalue()
+    assert "\r" in screen and "train:" in screen and "3/5" in screen and "reward 0.250  hm 0.500" in screen
+    assert "\n" not in screen  # redrawn in place, not one line per update
+    progress.close()
+    assert progress.bar is None
