@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 import warnings
@@ -38,13 +37,13 @@ from speciarl.evaluation.prediction_log import PredictionLog
 from speciarl.evaluation.report import write_report
 from speciarl.evaluation.semantic_similarity import SentenceEmbedder, load_embedder
 from speciarl.policy.policy import Policy
-from speciarl.runs.loggers import finish_wandb
+from speciarl.runs.console import quiet_console
+from speciarl.runs.loggers import announce_wandb, finish_wandb
 from speciarl.train import CONF_DIR
 from speciarl.verifier.redaction import reject_url_credentials
 
 log = logging.getLogger("speciarl.evaluate")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
 
 
 def evaluation_split(datamodule: Any, split: str) -> Dataset:
@@ -311,6 +310,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the model (and ``ckpt``), write the report, log it; returns {method: result}."""
     started = time.perf_counter()
     reject_url_credentials(cfg)  # before anything is logged or saved
+    quiet_console()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):
@@ -339,14 +339,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             del policy
         paths = write_report(list(results.values()), out_dir, plots=bool(cfg.eval.get("plots", True)))
         loggers = [instantiate(spec) for spec in (cfg.logger or {}).values() if spec is not None]
+        announce_wandb(loggers)
         _log(loggers, cfg, results, paths)
-        print(paths["markdown"].read_text())
-        print(f"evaluation written to {out_dir} in {time.perf_counter() - started:.1f} s")
-        return results
     finally:
         for logger in loggers:
             logger.finalize("success")
         finish_wandb()
+    # Last, after W&B has closed: the report is what the terminal ends with.
+    print(paths["markdown"].read_text())
+    print(f"evaluation written to {out_dir} in {time.perf_counter() - started:.1f} s")
+    return results
 
 
 def _log(

@@ -6,7 +6,9 @@
 An adapter folder (``adapter_config.json`` + ``adapter_model.safetensors``, written by peft's
 ``save_pretrained``) loads with ``PeftModel.from_pretrained(base, folder)`` and, as a LoRA
 request, in vLLM. A merged folder is a plain transformers model (base weights + B A * alpha / r)
-that loads with ``from_pretrained`` and serves anywhere. The processor is saved beside either.
+that loads with ``from_pretrained`` and serves anywhere. The processor is saved beside either,
+and a model card (``README.md``: license, base model, method, held-out figures, command) that
+the Hub reads; ``run_dir=<the training run folder>`` fills in its method and figures.
 """
 
 from __future__ import annotations
@@ -94,9 +96,15 @@ def export(policy: Policy, ckpt_path: str | None, out_dir: str, merge: bool) -> 
 
 @hydra.main(config_path=CONF_DIR, config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from speciarl.policy.model_card import card_info_from_run, write_model_card
+    from speciarl.runs.console import quiet_console
+
+    quiet_console()
     policy = instantiate(cfg.model)
     out = export(policy, cfg.ckpt_path, cfg.out_dir, bool(cfg.merge))
-    print(f"exported to {out}")
+    kind = "adapter" if (out / "adapter_config.json").is_file() else "full"
+    write_model_card(out, card_info_from_run(cfg.get("run_dir"), cfg.model, kind))
+    print(f"exported to {out} (with README.md, ready for `huggingface_hub.upload_folder` / push_to_hub)")
 
 
 if __name__ == "__main__":

@@ -159,13 +159,29 @@ def format_table(rows: list[tuple[str, float, str]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    sizes = model_sizes(qwen2_5_vl_7b_config(), lora_r=64)
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m speciarl.memory",
+        description="Estimate the GPU memory of one training rank of Qwen2.5-VL-7B with LoRA (bf16), "
+        "per log-prob token budget. Parameter counts are exact (meta device); the rest are estimates.",
+    )
+    parser.add_argument("--lora-r", type=int, default=64, help="LoRA rank (default 64, the paper's)")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        nargs="+",
+        default=[16384, 32768],
+        help="logprob_token_budget values, one table each (default 16384 32768)",
+    )
+    args = parser.parse_args(argv)
+    sizes = model_sizes(qwen2_5_vl_7b_config(), lora_r=args.lora_r)
     print(
         f"Qwen2.5-VL-7B: {sizes.parameters:,} parameters ({sizes.vision_parameters:,} vision); "
-        f"LoRA r 64 on every LM linear: {sizes.lora_parameters:,}"
+        f"LoRA r {args.lora_r} on every LM linear: {sizes.lora_parameters:,}"
     )
-    for budget in (16384, 32768):
+    for budget in args.budget:
         print(f"\nper rank, logprob_token_budget={budget}, half of the tokens completion tokens:")
         print(format_table(memory_rows(sizes, budget)))
 

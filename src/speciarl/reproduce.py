@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -33,12 +34,12 @@ from typing import Any
 from lightning.pytorch import Callback
 
 from speciarl.evaluation.tables import markdown_table, titled_table
+from speciarl.runs.console import Progress, quiet_console
 
 log = logging.getLogger("speciarl.reproduce")
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 GRIDS_DIR = CONF_DIR / "reproduce"
-# Every job's settings: the benchmark, no logger, no validation, one thread (see the file).
-JOB_PRESET = "experiment=reproduction"
+JOB_PRESET = "experiment=reproduction"  # the benchmark, no logger, no validation, one thread
 SCOPES = ("in_domain", "out_of_domain")
 SLICES = tuple(f"{d}/{k}" for d in SCOPES for k in ("easy", "hard", "unknowable"))
 # What the answers were (shares of greedy answers): the "why" behind a C or S figure.
@@ -308,9 +309,9 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = (parser := _parser()).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    quiet_console()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     arms = _select_arms(parser, args)
     out = Path(args.out or f"results/reproduction/{args.grid}")
@@ -364,18 +365,18 @@ def _select_arms(parser: argparse.ArgumentParser, args: argparse.Namespace) -> t
 
 
 def _run_jobs(jobs: Sequence[Job], workers: int, out: Path) -> list[dict[str, Any]]:
-    """Every job's result: read back from ``out`` when it holds it (same key), else run."""
-    # Jobs already in --out are read back, so an interrupted table resumes.
+    """Every job's result: read back from ``out`` when it holds it (same key: a table resumes), else run."""
     finished = [_finished(j) for j in jobs]
-    done = [r for r in finished if r is not None]
-    todo = [j for j, r in zip(jobs, finished, strict=True) if r is None]
+    done, todo = [r for r in finished if r is not None], [j for j, r in zip(jobs, finished) if r is None]
     log.info("%d jobs to run, %d read back from %s", len(todo), len(done), out / "runs")
-    # Longest jobs first, so the workers finish together.
-    todo.sort(key=lambda j: j.arm.mode != "rl")
-    if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            return done + list(pool.map(run_job, todo))
-    return done + [run_job(j) for j in todo]
+    todo.sort(key=lambda j: j.arm.mode != "rl")  # longest jobs first, so the workers finish together
+    progress, ran = Progress("reproduce", len(todo), "job", every=0), 0  # a line (or bar tick) per job
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 < len(todo) else None
+    with pool or nullcontext():
+        for ran, result in enumerate(pool.map(run_job, todo) if pool else map(run_job, todo), 1):
+            done.append(result)
+            progress.update(ran)
+    return done
 
 
 def _finished(job: Job) -> dict[str, Any] | None:

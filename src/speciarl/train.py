@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -23,11 +22,14 @@ import hydra
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, seed_everything
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
-from speciarl.runs.loggers import finish_wandb
+from speciarl.runs.console import Progress, StepProgress, quiet_console
+from speciarl.runs.dashboard import log_run_results
+from speciarl.runs.loggers import announce_wandb, config_choice, finish_wandb, name_run
 from speciarl.runs.sweep import annotate_sweep_job
 from speciarl.verifier.redaction import reject_url_credentials
 
@@ -37,7 +39,6 @@ log = logging.getLogger("speciarl.train")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
 warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
-os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
@@ -89,27 +90,31 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     """
     started = time.perf_counter()
     reject_url_credentials(cfg)  # before anything is logged or saved
+    quiet_console()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
-    seed_everything(cfg.seed, workers=True)
+    seed_everything(cfg.seed, workers=True, verbose=False)
+    table = ""
     try:
         module, datamodule = build_module(cfg)
         setup_seconds = time.perf_counter() - started
-        loggers = [instantiate(spec) for spec in (cfg.logger or {}).values() if spec is not None]
-        for logger in loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        tags = run_tags(cfg.algorithm, cfg.reward)
+        trained_name = f"{tags[0]}+{tags[-1]}"  # e.g. dapo+speciarl: the method of the "after" row
+        loggers = _loggers(name_run(cfg, trained_name))
         checkpoints = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") else []
+        progress = [StepProgress()] if cfg.trainer.get("enable_progress_bar", True) else []
         trainer = instantiate(
             cfg.trainer,
             logger=loggers or False,
             default_root_dir=str(out_dir),
-            callbacks=[*checkpoints, *callbacks],
+            callbacks=[*checkpoints, *progress, *callbacks],
             enable_checkpointing=bool(checkpoints),
         )
 
-        results: dict[str, Any] = {"setup_seconds": setup_seconds}
+        results: dict[str, Any] = {"setup_seconds": setup_seconds, "method": trained_name, "reward": tags[-1]}
+        results["data"] = config_choice("data", "data")
         if cfg.eval.before:
             results["before"] = _validate(trainer, module, datamodule)
         if cfg.eval.best_of_n and cfg.eval.best_of_n > 1:
@@ -122,20 +127,40 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             results["after"] = _validate(trainer, module, datamodule)
         results["totals"] = dict(module.global_totals)
         if cfg.get("save_policy") and trainer.is_global_zero:
-            # Read back by `python -m speciarl.evaluate ckpt=<run>/policy`.
-            from speciarl.policy.saved import save_policy
-
-            results["policy_dir"] = str(
-                save_policy(module.policy, out_dir / "policy", cfg.model.get("prompt"))
-            )
+            results["policy_dir"] = str(_save_policy(cfg, module, out_dir / "policy", results))
         results["wall_seconds"] = time.perf_counter() - started
         if trainer.is_global_zero:  # one results file per run, not one per rank
             (out_dir / "results.json").write_text(json.dumps(results, indent=1))
-            if table := format_results(results, cfg):
-                print(table)
-        return results
+            log_run_results(loggers, results, trained_name, config_choice("data", "data"), out_dir)
+            table = format_results(results, cfg)
     finally:
         finish_wandb()
+    if table:  # last, after W&B has closed: the figures are what the terminal ends with
+        print(table, flush=True)
+    return results
+
+
+def _loggers(cfg: DictConfig) -> list[Any]:
+    """The experiment loggers of the config, with the run's hyperparameters logged."""
+    loggers = [instantiate(spec) for spec in (cfg.logger or {}).values() if spec is not None]
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    announce_wandb(loggers)
+    return loggers
+
+
+def _save_policy(cfg: DictConfig, module: SpeciaRLModule, folder: Path, results: dict[str, Any]) -> Path:
+    """The trained policy (read back by ``speciarl.evaluate ckpt=<run>/policy``) and its model card."""
+    from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
+    from speciarl.policy.saved import save_policy
+
+    save_policy(module.policy, folder, cfg.model.get("prompt"))
+    kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
+    info = CardInfo(
+        base_model_id(cfg.model), results["method"], results["reward"], results["data"], kind, results
+    )
+    write_model_card(folder, info)
+    return folder
 
 
 def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
@@ -145,6 +170,10 @@ def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str
 
 def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
     samples = datamodule.val_samples()
+    # One progress report per run: rank zero's (each rank measures the whole split).
+    progress = (
+        Progress(f"best-of-{cfg.eval.best_of_n}", len(samples), "image") if rank_zero_only.rank == 0 else None
+    )
     records = evaluate_policy(
         module.policy,
         samples,
@@ -153,7 +182,10 @@ def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict
         best_of=int(cfg.eval.best_of_n),
         temperature=float(cfg.eval.temperature),
         top_p=float(cfg.eval.top_p),
+        progress=progress.update if progress else None,
     )
+    if progress:
+        progress.close()
     summaries = summarize_records(records, by_tag=cfg.module.get("val_breakdown_tag"))
     flat = {f"val/{k}": v for k, v in summaries["all"].items()}
     for tag, values in summaries.items():

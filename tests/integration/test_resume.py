@@ -96,6 +96,13 @@ def test_lora_checkpoint_exports_a_peft_adapter_that_reproduces_the_policy(tmp_p
     ckpt = tmp_path / "run" / "checkpoints" / "step-000001.ckpt"
     adapter = tmp_path / "run" / "checkpoints" / "step-000001-policy"
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    # The adapter travels: a model card, and its base model named, not a path on this machine.
+    assert (
+        json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+        == "tiny-qwen2.5-vl"
+    )
+    card = (adapter / "README.md").read_text()
+    assert "library_name: peft" in card and "license: apache-2.0" in card and "grpo+speciarl" in card
 
     trained = tiny_policy(warm_start=True, phases=QUICK_PHASES, lora={"r": 8, "alpha": 16})
     load_checkpoint_weights(trained, ckpt)

@@ -8,7 +8,7 @@ module's greedy validation (``judge_greedy``). The outcome mapping of evaluation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,12 +128,18 @@ def evaluate_policy(
     temperature: float = 1.0,
     top_p: float = 1.0,
     batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
 ) -> list[EvalRecord]:
-    """One record per sample: greedy when ``best_of`` is 1, else the best of ``best_of`` samples."""
+    """One record per sample: greedy when ``best_of`` is 1, else the best of ``best_of`` samples.
+
+    ``progress`` is called with the number of samples done after every batch.
+    """
     decoding = Decoding(best_of, temperature, top_p)
     records: list[EvalRecord] = []
     for start in range(0, len(samples), batch_size):
         records += evaluate_batch(policy, rollout, judge, list(samples[start : start + batch_size]), decoding)
+        if progress is not None:
+            progress(len(records))
     return records
 
 

@@ -1,4 +1,4 @@
-"""Sample completion tables: a JSONL file per split in the run folder and a W&B table with images.
+"""Sample completion tables: a JSONL file per split in the run folder, a W&B table and its images.
 
 The module builds the rows (it knows the samples, completions, verdicts and rewards) and hands
 them to ``CompletionTable.add``; the callback writes them at the end of the batch, on the
@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import WandbLogger
 from speciarl.core.categories import Judgement
 from speciarl.core.samples import Sample
 
-WANDB_COLUMNS = ["step", "image", "ground_truth", "answer", "category", "reward", "completion"]
+WANDB_COLUMNS = ["step", "sample_id", "ground_truth", "answer", "category", "reward", "completion"]
 
 
 @dataclass
@@ -117,10 +117,20 @@ class CompletionTable(Callback):
 
 
 def _log_wandb_table(logger: WandbLogger, split: str, rows: Sequence[CompletionRow]) -> None:
+    """The rows as a W&B table, and their images as W&B images (captioned with the row).
+
+    The images are logged apart from the table: images inside a table are staged as a W&B
+    artifact outside the run folder, so a run folder copied elsewhere before ``wandb sync``
+    would lose them; logged images are written to the run folder's ``files/media``.
+    """
     import wandb
 
-    data = [
-        [r.step, wandb.Image(r.image), r.ground_truth, r.answer, r.category, r.reward, r.completion]
+    data = [[r.step, r.sample_id, r.ground_truth, r.answer, r.category, r.reward, r.completion] for r in rows]
+    images = [
+        wandb.Image(r.image, caption=f"{r.sample_id}: {r.ground_truth} -> {r.answer} ({r.category})")
         for r in rows
+        if r.image is not None
     ]
     logger.log_table(key=f"{split}/completions", columns=WANDB_COLUMNS, data=data)
+    if images:
+        logger.experiment.log({f"{split}/completion_images": images})

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class RLCheckpoint(ModelCheckpoint):
             ``algorithm.mini_batches`` M a rollout batch advances it by M).
         export_policy: also write the adapter (or full model) beside each checkpoint.
         save_top_k: how many periodic checkpoints to keep (-1: all).
+        model_path, tags: the base model and the run's tags, for the exports' model cards.
     """
 
     def __init__(
@@ -49,6 +51,8 @@ class RLCheckpoint(ModelCheckpoint):
         export_policy: bool = True,
         save_top_k: int = -1,
         save_last: bool = True,
+        model_path: str | None = None,
+        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -61,6 +65,7 @@ class RLCheckpoint(ModelCheckpoint):
             **kwargs,
         )
         self.export_policy = export_policy
+        self.model_path, self.tags = model_path, [str(t) for t in tags or [] if "=" not in str(t)]
 
     def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
@@ -74,11 +79,34 @@ class RLCheckpoint(ModelCheckpoint):
             log.info("FSDP run: no policy export beside %s (use python -m speciarl.export)", filepath)
             return
         target = Path(filepath).with_suffix("")
-        export_policy_atomically(policy, target.with_name(target.name + "-policy"))
+        step = trainer.global_step
+        export_policy_atomically(
+            policy, target.with_name(target.name + "-policy"), lambda staged: self._write_card(staged, step)
+        )
+
+    def _write_card(self, folder: Path, step: int) -> None:
+        """A model card beside the export (no held-out figures: those come at the end of the run)."""
+        from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
+        from speciarl.runs.loggers import config_choice
+
+        kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
+        method = f"{self.tags[0]}+{self.tags[-1]}" if self.tags else "unknown"
+        reward = self.tags[-1] if self.tags else "unknown"
+        info = CardInfo(
+            base_model_id({"path": self.model_path}), method, reward, config_choice("data", "unknown"), kind
+        )
+        info.command += f"  # checkpoint at optimiser step {step}"
+        write_model_card(folder, info)
 
 
-def export_policy_atomically(policy: Any, target: Path) -> Path:
-    """Write the adapter (or full model) to ``target`` through a temporary folder and a rename."""
+def export_policy_atomically(
+    policy: Any, target: Path, add_files: Callable[[Path], None] | None = None
+) -> Path:
+    """Write the adapter (or full model) to ``target`` through a temporary folder and a rename.
+
+    ``add_files`` writes extra files (the model card) into the staged folder, so they appear
+    together with the weights.
+    """
     target = Path(target)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)  # left by a run killed mid-export
@@ -87,6 +115,8 @@ def export_policy_atomically(policy: Any, target: Path) -> Path:
         save_adapter(policy, staging)
     else:
         save_model(policy, staging, merge=False)
+    if add_files is not None:
+        add_files(staging)
     for path in staging.rglob("*"):  # on disk before the rename makes the folder visible
         if path.is_file():
             with path.open("rb") as fh:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from omegaconf import DictConfig, open_dict
 
 
 def wandb_configured() -> bool:
@@ -33,7 +34,7 @@ def wandb_logger(
     if mode == "auto":
         mode = os.environ.get("WANDB_MODE") or ("online" if wandb_configured() else "offline")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
+    logger = WandbLogger(
         save_dir=save_dir,
         project=project,
         name=name,
@@ -43,6 +44,10 @@ def wandb_logger(
         config=config,
         log_model=False,
     )
+    # Lightning passes `anonymous=None` to wandb.init, which W&B 0.31 answers with a deprecation
+    # warning on every run; leaving the key out is what both mean.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def csv_logger(save_dir: str, name: str = "csv") -> CSVLogger:
@@ -58,3 +63,44 @@ def finish_wandb() -> None:
         return
     if wandb.run is not None:
         wandb.finish()
+
+
+def config_choice(group: str, default: str | None = None) -> str | None:
+    """The option chosen for a config group in this Hydra run (``data`` -> ``synthetic``), else ``default``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return default
+    return HydraConfig.get().runtime.choices.get(group) or default
+
+
+def name_run(cfg: DictConfig, method: str) -> DictConfig:
+    """Name and group the W&B run when the config leaves them unset (a sweep job has its own).
+
+    Name: ``<algorithm>+<reward>-s<seed>`` (``dapo+speciarl-s0``); group: the experiment preset
+    (``experiment=dapo_speciarl``), else the method, so seeds of one method group together.
+    """
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if wandb_cfg is not None:
+        with open_dict(cfg):
+            if wandb_cfg.get("name") is None:
+                wandb_cfg.name = f"{method}-s{cfg.get('seed', 0)}"
+            if wandb_cfg.get("group") is None:
+                wandb_cfg.group = config_choice("experiment") or method
+    return cfg
+
+
+def announce_wandb(loggers: Sequence[Any]) -> None:
+    """The one W&B line of a run: where it is (offline: the folder to ``wandb sync``), or its URL."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # the other ranks hold a placeholder run
+        return
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            if getattr(run, "offline", False) or run.settings.mode == "offline":
+                folder = run.dir.rsplit("/files", 1)[0]
+                print(f"wandb: offline run {folder} (upload it later with `wandb sync`)", flush=True)
+            elif getattr(run, "url", None):
+                print(f"wandb: {run.url}", flush=True)
