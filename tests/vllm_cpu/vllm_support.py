@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # judge_support
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm not importable: run scripts/vllm_cpu_check.sh")
 # Share of RAM vLLM's CPU backend reserves for its KV cache (its "gpu_memory_utilization").
-CPU_MEMORY_SHARE = os.environ.get("SPECIARL_VLLM_MEMORY_SHARE", "0.05")
+CPU_MEMORY_SHARE = os.environ.get("SPECIARL_VLLM_MEMORY_SHARE", "0.08")
 STARTUP_TIMEOUT_S = float(os.environ.get("SPECIARL_VLLM_STARTUP_TIMEOUT_S", "900"))
 
 

@@ -16,8 +16,8 @@ stale, and the next generate sends the current weights before sampling:
   for the 7B preset, r 64 on every linear layer; only the public API).
 * full fine-tuning: **the weights reloaded in place**. The model is saved (``save_pretrained``,
   safetensors) and every engine worker reloads it through ``collective_rpc("reload_weights",
-  weights_path=...)`` (vLLM's in-place reload, >= 0.32), then the prefix cache is reset so no
-  prompt is served from KV computed with the old weights. One write of the model a step: fine for
+  weights_path=...)`` (vLLM's in-place reload, >= 0.32), then the prefix and encoder caches are
+  reset so no prompt or image is served from KV or embeddings computed with the old weights. One write of the model a step: fine for
   small models; for the 7B use LoRA or a faster transport.
 
 Both write to ``adapter_dir`` (default ``/dev/shm``). vLLM reports the log-prob of every sampled
@@ -348,7 +348,11 @@ class VLLMRollout(RolloutBackend):
             llm.collective_rpc(
                 "reload_weights", kwargs=dict(weights_path=str(target), is_checkpoint_format=True)
             )
+            # Nothing computed with the old weights may be reused: KV of cached prefixes, and the
+            # vision tower's outputs for images seen before (the scheduler's encoder cache would
+            # otherwise claim outputs the worker's reload dropped: "Encoder cache miss").
             llm.reset_prefix_cache()
+            llm.llm_engine.reset_encoder_cache()
             self._adapter = None
         self._stale = False
         return self._adapter
