@@ -79,13 +79,23 @@ def _check_follows_the_policy(policy, backend, names, scale=0.05):
     assert largest < AGREE, "the engine did not pick up the updated weights"
 
 
+# vLLM 0.32 CPU: after the first in-place reload, later reloads update biases and norms but not
+# the linear layers' weights (measured by summing the engine's parameters through collective_rpc:
+# only qkv_proj.bias and the layer norms changed after perturbing a whole decoder layer). Strict:
+# when a vLLM release fixes it this test passes, fails as XPASS, and the warning can go.
+STALE_CPU_RELOAD = pytest.mark.xfail(
+    strict=True, reason="vLLM 0.32 CPU in-place reload leaves the linear weights stale (docs/vllm-cpu.md)"
+)
+
+
+@STALE_CPU_RELOAD
 def test_full_fine_tuning_weights_are_reloaded(tmp_path):
     from speciarl.policy.loading import tiny_policy
 
     policy = tiny_policy()
     backend = _rollout(adapter_dir=str(tmp_path))
     try:
-        _check_follows_the_policy(policy, backend, ("model.language_model.layers.0.mlp", "lm_head"))
+        _check_follows_the_policy(policy, backend, ("model.language_model.layers.1.",))
     finally:
         backend.close()
 
@@ -101,7 +111,7 @@ def test_lora_adapter_is_sent_each_version(tmp_path):
         backend.close()
 
 
-@pytest.mark.parametrize("lora", [False, True])
+@pytest.mark.parametrize("lora", [pytest.param(False, marks=STALE_CPU_RELOAD), True])
 def test_training_end_to_end_logs_the_mismatch(tmp_path, lora):
     out = tmp_path / "run"
     command = [

@@ -182,6 +182,7 @@ class VLLMRollout(RolloutBackend):
         enforce_eager: skip CUDA graphs (less memory and start-up time, slower decoding).
         adapter_dir: where adapters are written each step (None: /dev/shm, else the temp dir).
         engine_kwargs: anything else for ``vllm.LLM`` (e.g. ``max_num_seqs``).
+        min_new_tokens: forbid EOS before this many tokens (benchmarks only, as ``HFRollout``'s).
     """
 
     def __init__(
@@ -197,6 +198,7 @@ class VLLMRollout(RolloutBackend):
         enforce_eager: bool = False,
         adapter_dir: str | None = None,
         engine_kwargs: dict[str, Any] | None = None,
+        min_new_tokens: int = 0,
     ) -> None:
         import_vllm()  # fail at configuration time, with the install hint, not at the first step
         if max_new_tokens <= 0:
@@ -216,6 +218,9 @@ class VLLMRollout(RolloutBackend):
         self.enforce_eager = enforce_eager
         self.adapter_dir = adapter_dir
         self.engine_kwargs = dict(engine_kwargs or {})
+        if not 0 <= min_new_tokens <= max_new_tokens:
+            raise ValueError(f"need 0 <= min_new_tokens <= max_new_tokens, got {min_new_tokens}")
+        self.min_new_tokens = min_new_tokens
         self._llm: Any = None
         self._on_cpu = False
         self._asleep = False
@@ -263,6 +268,7 @@ class VLLMRollout(RolloutBackend):
                 logit_bias=bias,
                 detokenize=False,  # texts are decoded by the policy's tokenizer, as in the HF path
                 logprobs=0,  # the sampled token's log-prob (the mismatch figures, TIS)
+                min_tokens=self.min_new_tokens,  # benchmarks only, as HFRollout's
             )
             if greedy:
                 kwargs["temperature"] = 0.0
@@ -325,6 +331,13 @@ class VLLMRollout(RolloutBackend):
         from vllm.platforms import current_platform
 
         self._on_cpu = bool(current_platform.is_cpu())
+        if self._on_cpu and not is_peft_model(policy.model):
+            log.warning(
+                "vLLM's CPU build (0.32) leaves linear weights stale on in-place reloads after the "
+                "first: with full fine-tuning its samples drift from the policy (watch "
+                "train/rollout_logp_diff_*; algorithm.rollout_is_cap corrects part of it). Use a LoRA "
+                "policy or rollout=hf on CPU (docs/vllm-cpu.md)."
+            )
         return self._llm
 
     def _sync_weights(self, policy: Policy, llm: Any) -> Any:
