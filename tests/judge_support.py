@@ -18,7 +18,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_judge_lm(folder: Path, seed: int = 0, hidden_size: int = 32, intermediate_size: int = 64) -> Path:
+def build_tiny_judge_lm(
+    folder: Path, seed: int = 0, hidden_size: int = 32, intermediate_size: int = 64
+) -> Path:
     """A randomly initialised ~100k-parameter Qwen2 causal LM with a BPE trained on the judge prompt.
 
     4 attention heads: head dim = hidden_size / 4 (vLLM's CPU attention needs >= 32: hidden_size=128).

@@ -88,6 +88,15 @@ def test_llm_http_single_pairs_all_get_a_category(server):
 
 
 def test_batch_mode_honours_the_json_schema(server):
+    request = JudgeProtocol("structured_outputs", batch_size=3).batch_request(PAIRS[:3])
+    reply = _post(
+        server,
+        {"model": NAME, "messages": request.messages, "max_tokens": request.max_tokens,
+         "temperature": 0.0, **request.guidance},
+    )  # fmt: skip
+    choice = reply["choices"][0]
+    text = choice["message"]["content"]
+    assert request.validate(text) is not None, (choice["finish_reason"], text)
     judge = _judge(server, batch_size=3)
     verdicts = judge.judge([g for g, _ in PAIRS], [p for _, p in PAIRS])
     assert all(isinstance(v, Category) for v in verdicts), verdicts
