@@ -87,6 +87,11 @@ def test_llm_http_single_pairs_all_get_a_category(server):
     assert stats["malformed_answers"] == 0 and stats["protocol_errors"] == 0 and stats["judge_errors"] == 0
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="vLLM 0.32 CPU, structured_outputs json + disable_any_whitespace: the random model still "
+    "answers '[' then carriage returns until the token budget ends (measured); docs/vllm-cpu.md",
+)
 def test_batch_mode_honours_the_json_schema(server):
     request = JudgeProtocol("structured_outputs", batch_size=3).batch_request(PAIRS[:3])
     reply = _post(

@@ -333,8 +333,8 @@ class VLLMRollout(RolloutBackend):
         self._on_cpu = bool(current_platform.is_cpu())
         if self._on_cpu and not is_peft_model(policy.model):
             log.warning(
-                "vLLM's CPU build (0.32) leaves linear weights stale on in-place reloads after the "
-                "first: with full fine-tuning its samples drift from the policy (watch "
+                "vLLM's CPU build (0.32) keeps a tied LM head stale through in-place reloads: with "
+                "full fine-tuning its samples drift from the policy (watch "
                 "train/rollout_logp_diff_*; algorithm.rollout_is_cap corrects part of it). Use a LoRA "
                 "policy or rollout=hf on CPU (docs/vllm-cpu.md)."
             )
