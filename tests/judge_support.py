@@ -18,8 +18,13 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_judge_lm(folder: Path, seed: int = 0) -> Path:
-    """A randomly initialised ~100k-parameter Qwen2 causal LM with a BPE trained on the judge prompt."""
+def build_tiny_judge_lm(
+    folder: Path, seed: int = 0, hidden_size: int = 32, intermediate_size: int = 64
+) -> Path:
+    """A randomly initialised ~100k-parameter Qwen2 causal LM with a BPE trained on the judge prompt.
+
+    4 attention heads: head dim = hidden_size / 4 (vLLM's CPU attention needs >= 32: hidden_size=128).
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -48,8 +53,8 @@ def build_tiny_judge_lm(folder: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,

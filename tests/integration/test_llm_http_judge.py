@@ -145,6 +145,7 @@ class TestGuidedChoice:
         schema = request.body["structured_outputs"]["json"]
         assert schema["minItems"] == schema["maxItems"] == 6
         assert schema["items"]["properties"]["category"]["enum"] == list(LABELS)
+        assert request.body["structured_outputs"]["disable_any_whitespace"] is True
 
     def test_a_server_without_guidance_gets_plain_requests(self, caplog):
         def respond(request):

@@ -32,6 +32,7 @@ def trimmed(rollout: Rollout) -> Rollout:
         truncated=rollout.truncated,
         group_size=rollout.group_size,
         extras=rollout.extras,
+        sampler_logp=None if rollout.sampler_logp is None else rollout.sampler_logp[:, :width],
     )
 
 

@@ -90,6 +90,9 @@ class Rollout:
     truncated: Tensor  # [N] bool, no EOS within the token budget
     group_size: int
     extras: dict[str, Any] = field(default_factory=dict)
+    # [N, T] log-probs the rollout engine reported for the tokens it sampled (None: not reported);
+    # compared with the policy's recomputed ones (the train/inference mismatch, rl/update.py).
+    sampler_logp: Tensor | None = None
 
     @property
     def num_groups(self) -> int:
@@ -104,6 +107,7 @@ class Rollout:
             texts=[self.texts[i] for i in rows],
             truncated=self.truncated[index],
             group_size=self.group_size,
+            sampler_logp=None if self.sampler_logp is None else self.sampler_logp[index],
         )
 
 
@@ -144,6 +148,11 @@ def concat_rollouts(rollouts: Sequence[Rollout], pad_id: int, eos_id: int) -> Ro
         texts=[t for r in rollouts for t in r.texts],
         truncated=torch.cat([r.truncated for r in rollouts]),
         group_size=rollouts[0].group_size,
+        sampler_logp=(
+            torch.cat([right(r.sampler_logp, 0.0) for r in rollouts])
+            if all(r.sampler_logp is not None for r in rollouts)
+            else None
+        ),
     )
 
 

@@ -106,6 +106,9 @@ class AlgorithmConfig:
         truncation: one of ``TRUNCATION_MODES`` for completions cut at the token budget.
         overlong: DAPO's soft overlong reward shaping.
         dynamic_sampling: DAPO's group filter and refill.
+        rollout_is_cap: C of the truncated importance-sampling correction for the rollout
+            engine's mismatch (``rl.losses.truncated_importance_weights``); None: off. Needs a
+            rollout backend that reports its log-probs (vLLM; ``rollout.report_logprobs=true``).
     """
 
     name: str = "grpo"
@@ -126,8 +129,11 @@ class AlgorithmConfig:
     truncation: str = "keep"
     overlong: OverlongShaping = field(default_factory=OverlongShaping)
     dynamic_sampling: DynamicSampling = field(default_factory=DynamicSampling)
+    rollout_is_cap: float | None = None
 
     def __post_init__(self) -> None:
+        if self.rollout_is_cap is not None and self.rollout_is_cap < 1.0:
+            raise ValueError(f"rollout_is_cap must be >= 1 (TRL and verl use 2), got {self.rollout_is_cap}")
         if self.group_size < 1:
             raise ValueError(f"group_size must be >= 1, got {self.group_size}")
         if self.mini_batches < 1 or self.ppo_epochs < 1:

@@ -197,6 +197,23 @@ def aggregate_loss(per_token: Tensor, mask: Tensor, mode: str, max_length: int |
     return LOSS_AGGREGATIONS[mode].reduce(per_token, mask, max_length)
 
 
+# ---------------------------------------------------------------- rollout-engine mismatch
+def truncated_importance_weights(old_logp: Tensor, sampler_logp: Tensor, cap: float) -> Tensor:
+    """Truncated importance sampling (TIS) against the rollout engine, per token, no gradient:
+
+        w_t = min(exp(logp_old(y_t) - logp_engine(y_t)), C)
+
+    The engine (vLLM, or generate's own numerics) samples from a distribution slightly off the
+    policy's; w_t reweights each token's policy-gradient term towards pi_old, truncated at C to
+    bound the variance (TRL's ``vllm_importance_sampling_correction`` with its cap, verl's
+    ``tis_imp_ratio_cap``). The log-ratio is clamped to [-20, 20] as the PPO ratio is.
+    """
+    if cap <= 0:
+        raise ValueError(f"the importance-sampling cap must be > 0, got {cap}")
+    with torch.no_grad():
+        return torch.clamp(torch.exp(torch.clamp(old_logp - sampler_logp, -20.0, 20.0)), max=cap)
+
+
 # ---------------------------------------------------------------- KL, masks, the composed loss
 def kl_penalty(logp: Tensor, ref_logp: Tensor, estimator: str = "k3") -> Tensor:
     """Per-token KL(pi || ref) estimate: k1 = logp - ref; k2 = (logp - ref)^2 / 2; k3 = e^d - d - 1, d = ref - logp.
@@ -252,10 +269,16 @@ def group_relative_loss(
     ref_logp: Tensor | None = None,
     max_length: int | None = None,
     entropy: Tensor | None = None,
+    rollout_is_weights: Tensor | None = None,
 ) -> LossOutput:
-    """loss = agg(policy loss) + kl_coef * agg(KL) - entropy_coef * agg(H), every term aggregated alike over ``mask``."""
+    """loss = agg(w * policy loss) + kl_coef * agg(KL) - entropy_coef * agg(H), every term aggregated alike over ``mask``.
+
+    ``rollout_is_weights`` (w, [N, T], ``truncated_importance_weights``) multiply the policy
+    loss per token; None: w = 1.
+    """
     terms = POLICY_LOSSES[config.policy_loss](logp, old_logp, advantages, mask, config)
-    policy = aggregate_loss(terms.per_token, mask, config.loss_agg, max_length)
+    per_token = terms.per_token if rollout_is_weights is None else terms.per_token * rollout_is_weights
+    policy = aggregate_loss(per_token, mask, config.loss_agg, max_length)
     if config.kl_coef > 0:
         if ref_logp is None:
             raise ValueError("kl_coef > 0 needs reference log-probs")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import Metric
+from torchmetrics import MaxMetric, Metric
 
 from speciarl.core.categories import Judgement, Outcome
 from speciarl.evaluation.metrics import CategoryCounts
@@ -127,6 +127,20 @@ class UpdateSums:
     adv_count: float = 0.0
     with_entropy: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    # |logp_engine - logp_old| over the sampled tokens: sum, count and max (the engine mismatch)
+    mismatch_abs_sum: float = 0.0
+    mismatch_tokens: float = 0.0
+    mismatch_max: float = 0.0
+
+    def record_mismatch(self, old_logp: Tensor, sampler_logp: Tensor, mask: Tensor) -> None:
+        """Add the rows' |log pi_old - log p_engine| over ``mask`` (each sampled token once)."""
+        width = min(old_logp.shape[1], sampler_logp.shape[1], mask.shape[1])
+        mask = mask[:, :width].to(torch.bool)
+        diff = (old_logp[:, :width].detach().double() - sampler_logp[:, :width].double()).abs()[mask]
+        if diff.numel():
+            self.mismatch_abs_sum += float(diff.sum())
+            self.mismatch_tokens += float(diff.numel())
+            self.mismatch_max = max(self.mismatch_max, float(diff.max()))
 
 
 class StepMetrics(nn.Module):
@@ -154,6 +168,8 @@ class StepMetrics(nn.Module):
         self.ratios = nn.ModuleDict({name: Ratio(empty) for name, empty in ratios.items()})
         sums = ("truncated", "judge_errors", "judged", "dropped_groups", "trained_groups", *UPDATE_KEYS)
         self.sums = nn.ModuleDict({name: Sum() for name in sums})
+        self.mismatch = Ratio(math.nan)
+        self.mismatch_max = MaxMetric()
         self.totals = RunningTotals(totals)
 
     def count(self, **counts: int) -> None:
@@ -199,6 +215,8 @@ class StepMetrics(nn.Module):
         for key in UPDATE_KEYS:
             self.sums[key].update(sums.weighted[key])
         self.ratios["adv_abs_mean"].update(sums.adv_abs_sum, sums.adv_count)
+        self.mismatch.update(sums.mismatch_abs_sum, sums.mismatch_tokens)
+        self.mismatch_max.update(sums.mismatch_max)
 
     def compute_rollouts(self) -> dict[str, float]:
         """The rollout figures, the step's judge-failure counts and the running totals (a collective)."""
@@ -227,6 +245,9 @@ class StepMetrics(nn.Module):
         summed = {key: float(self.sums[key].compute()) for key in UPDATE_KEYS}
         adv = float(self.ratios["adv_abs_mean"].compute())
         stats = {"adv_abs_mean": adv} if not math.isnan(adv) else {}
+        mismatch, mismatch_max = float(self.mismatch.compute()), float(self.mismatch_max.compute())
+        if not math.isnan(mismatch):  # the engine reported its log-probs
+            stats.update(rollout_logp_diff_mean=mismatch, rollout_logp_diff_max=mismatch_max)
         if trained:
             stats["trained_groups"] = trained
         if sums.updates == 0:
@@ -245,5 +266,5 @@ class StepMetrics(nn.Module):
     def reset_step(self) -> None:
         """Clear the step's figures; the running totals stay."""
         self.verdicts.reset()
-        for metric in (*self.ratios.values(), *self.sums.values()):
+        for metric in (*self.ratios.values(), *self.sums.values(), self.mismatch, self.mismatch_max):
             metric.reset()

@@ -32,7 +32,12 @@ from speciarl.core.interfaces import RolloutBackend
 from speciarl.policy.microbatch import chunked_token_logprobs, micro_batches
 from speciarl.policy.policy import Policy, Rollout, is_peft_model, token_logprobs, token_logprobs_with_entropy
 from speciarl.rl.config import AlgorithmConfig
-from speciarl.rl.losses import LossOutput, group_relative_loss, loss_mask_for_truncation
+from speciarl.rl.losses import (
+    LossOutput,
+    group_relative_loss,
+    loss_mask_for_truncation,
+    truncated_importance_weights,
+)
 from speciarl.rl.step_metrics import UPDATE_KEYS, UpdateSums
 from speciarl.runs.distributed import aggregation_units, all_reduce_sum, partial_loss_weight, world_size
 
@@ -100,7 +105,7 @@ class PolicyUpdate:
             return None
         sums = UpdateSums(with_entropy=self.algorithm.entropy_coef != 0)
         t = time.perf_counter()
-        targets = self._targets(batch)
+        targets = self._targets(batch, sums)
         sums.seconds["old_ref_logprobs"] = time.perf_counter() - t
         t = time.perf_counter()
         for _ in range(self.algorithm.ppo_epochs):
@@ -112,12 +117,17 @@ class PolicyUpdate:
         sums.seconds["update"] = time.perf_counter() - t
         return sums
 
-    def _targets(self, batch: TrainBatch | None) -> _Targets | None:
+    def _targets(self, batch: TrainBatch | None, sums: UpdateSums) -> _Targets | None:
         """The loss mask; pi_old's log-probs (off-policy only) and the reference's (KL only), no grad."""
         if batch is None:
             return None
         rollout = batch.rollout
         algorithm = self.algorithm
+        if algorithm.rollout_is_cap is not None and rollout.sampler_logp is None:
+            raise ValueError(
+                "algorithm.rollout_is_cap needs the rollout engine's log-probs: use rollout=vllm, "
+                "or rollout.report_logprobs=true with the hf backend"
+            )
         suppress, temperature = self.policy.suppress_ids, self.rollout.temperature
         loss_mask = loss_mask_for_truncation(rollout.completion_mask, rollout.truncated, algorithm.truncation)
         old_logp = ref_logp = None
@@ -128,6 +138,8 @@ class PolicyUpdate:
         if algorithm.kl_coef > 0:
             with torch.no_grad(), self._reference() as ref:
                 ref_logp = chunked_token_logprobs(ref, rollout, suppress, temperature, self.budget)
+        if old_logp is not None and rollout.sampler_logp is not None:
+            sums.record_mismatch(old_logp, rollout.sampler_logp, rollout.completion_mask)
         return _Targets(batch, loss_mask, old_logp, ref_logp)
 
     def _mini_batch_rows(self, batch: TrainBatch | None) -> list[list[int]]:
@@ -167,7 +179,7 @@ class PolicyUpdate:
             piece_mask = targets.loss_mask[at][:, : piece.completion_ids.shape[1]].to(
                 piece.completion_mask.device
             )
-            out = self._loss(targets, at, piece, piece_mask)
+            out = self._loss(targets, at, piece, piece_mask, sums)
             piece_units = float(aggregation_units(piece_mask, self.algorithm.loss_agg))
             piece_tokens = float(piece_mask.sum())
             weight = partial_loss_weight(piece_units, units, world_size())
@@ -190,7 +202,9 @@ class PolicyUpdate:
             scheduler.step()
         sums.updates += 1
 
-    def _loss(self, targets: _Targets, at: Tensor, piece: Rollout, piece_mask: Tensor) -> LossOutput:
+    def _loss(
+        self, targets: _Targets, at: Tensor, piece: Rollout, piece_mask: Tensor, sums: UpdateSums
+    ) -> LossOutput:
         """The loss of one micro-batch (rows ``at`` of the batch), with gradients."""
         suppress, temperature = self.policy.suppress_ids, self.rollout.temperature
         width = piece.completion_ids.shape[1]
@@ -202,8 +216,23 @@ class PolicyUpdate:
         old = logp.detach() if targets.old_logp is None else targets.old_logp[at][:, :width].to(logp.device)
         ref = None if targets.ref_logp is None else targets.ref_logp[at][:, :width].to(logp.device)
         advantages = targets.batch.advantages[at].to(device=logp.device, dtype=logp.dtype)
+        weights = None
+        if piece.sampler_logp is not None:
+            engine = piece.sampler_logp[:, :width].to(logp.device)
+            if targets.old_logp is None:  # on-policy: pi_old is this pass, each row seen once
+                sums.record_mismatch(old, engine, piece.completion_mask.to(logp.device))
+            if self.algorithm.rollout_is_cap is not None:
+                weights = truncated_importance_weights(old, engine, self.algorithm.rollout_is_cap)
         out = group_relative_loss(
-            self.algorithm, logp, old, advantages, piece_mask, ref, self.rollout.max_new_tokens, entropy
+            self.algorithm,
+            logp,
+            old,
+            advantages,
+            piece_mask,
+            ref,
+            self.rollout.max_new_tokens,
+            entropy,
+            weights,
         )
         if not torch.isfinite(out.loss):
             raise FloatingPointError(

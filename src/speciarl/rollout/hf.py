@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import Tensor
+from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from speciarl.core.interfaces import RolloutBackend
 from speciarl.core.samples import Sample
@@ -23,6 +25,9 @@ class HFRollout(RolloutBackend):
             fixed response length: the log-probs do not model this EOS mask.
         share_prefill: run each prompt's prefill once for its G samples (same samples, faster;
             ``shared_prefill``); False uses the stock ``num_return_sequences`` expansion.
+        report_logprobs: record the log-prob of every sampled token under the distribution it
+            was drawn from (``Rollout.sampler_logp``: the train/inference mismatch is logged and
+            ``algorithm.rollout_is_cap`` can correct it); one log-softmax per decoding step.
     """
 
     def __init__(
@@ -32,6 +37,7 @@ class HFRollout(RolloutBackend):
         top_p: float = 1.0,
         min_new_tokens: int = 0,
         share_prefill: bool = True,
+        report_logprobs: bool = False,
     ):
         if max_new_tokens <= 0:
             raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
@@ -44,6 +50,7 @@ class HFRollout(RolloutBackend):
         self.top_p = top_p
         self.min_new_tokens = min_new_tokens
         self.share_prefill = share_prefill
+        self.report_logprobs = report_logprobs
 
     @torch.no_grad()
     def generate(
@@ -63,15 +70,17 @@ class HFRollout(RolloutBackend):
             kwargs: dict = dict(max_new_tokens=self.max_new_tokens)
             if self.min_new_tokens:
                 kwargs["min_new_tokens"] = self.min_new_tokens
+            recorder = None
             if greedy:
                 kwargs.update(do_sample=False, num_beams=1)
             else:
-                kwargs.update(
-                    do_sample=True,
-                    top_k=0,  # the model's default top_k=50 would make sampling disagree with log-probs
-                    temperature=temperature or self.temperature,
-                    top_p=top_p if top_p is not None else self.top_p,
-                )
+                temperature = temperature or self.temperature
+                top_p = top_p if top_p is not None else self.top_p
+                # the model's default top_k=50 would make sampling disagree with log-probs
+                kwargs.update(do_sample=True, top_k=0, temperature=temperature, top_p=top_p)
+                if self.report_logprobs:
+                    recorder = SampledLogprobs()
+                    kwargs.update(sampling_processors(temperature, top_p, recorder))
             inputs = prefilled_generate_inputs(model, prompts, group_size) if self.share_prefill else None
             if inputs is None:
                 inputs = dict(prompts.model_inputs(), num_return_sequences=group_size)
@@ -87,6 +96,7 @@ class HFRollout(RolloutBackend):
         if raw.shape[1] == 0:
             raw = torch.full((raw.shape[0], 1), policy.eos_id, dtype=raw.dtype)
         ids, mask, truncated = policy.completion_tensors(raw)
+        sampler_logp = recorder.finish(raw) if recorder is not None and raw.shape[1] else None
         return Rollout(
             prompts=prompts.repeat(group_size),
             completion_ids=ids,
@@ -94,4 +104,45 @@ class HFRollout(RolloutBackend):
             texts=policy.decode(ids, mask),
             truncated=truncated,
             group_size=group_size,
+            sampler_logp=sampler_logp,
         )
+
+
+class SampledLogprobs(LogitsProcessor):
+    """Log p of each sampled token under the final (sampled-from) distribution of its step.
+
+    ``generate`` calls logits processors before sampling, so step t keeps its log-softmax and
+    step t + 1 reads the token appended to ``input_ids`` meanwhile; ``finish`` reads the last.
+    Must run after every processor that shapes the distribution (``sampling_processors``).
+    """
+
+    def __init__(self) -> None:
+        self.previous: Tensor | None = None
+        self.picked: list[Tensor] = []
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        if self.previous is not None:
+            self.picked.append(self.previous.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, completions: Tensor) -> Tensor:
+        """[N, T] log-probs aligned with the generated tokens ``completions``."""
+        steps = [*self.picked, self.previous.gather(1, completions[:, -1:]).squeeze(1)]
+        return torch.stack(steps, dim=1)[:, : completions.shape[1]]
+
+
+def sampling_processors(temperature: float, top_p: float, recorder: SampledLogprobs) -> dict:
+    """``generate`` kwargs applying temperature and top-p in our list, so the recorder runs after them.
+
+    ``generate`` puts a custom ``logits_processor`` before its own temperature and top-p warpers;
+    handing it neutral values (1.0) and applying the same warpers, in the same order, here gives
+    the same distribution (and the same samples for a seed) with the recorder last.
+    """
+    processors = LogitsProcessorList()
+    if temperature != 1.0:
+        processors.append(TemperatureLogitsWarper(temperature))
+    if top_p < 1.0:
+        processors.append(TopPLogitsWarper(top_p=top_p))
+    processors.append(recorder)
+    return dict(temperature=1.0, top_p=1.0, logits_processor=processors)

