@@ -40,7 +40,7 @@ GRIDS_DIR = CONF_DIR / "reproduce"
 # Every job's settings: the benchmark, no logger, no validation, one thread (see the file).
 JOB_PRESET = "experiment=reproduction"
 SCOPES = ("in_domain", "out_of_domain")
-SLICES = tuple(f"{d}/{k}" for d in SCOPES for k in ("easy", "hard", "unknowable"))
+SLICES = tuple(f"{d}/{k}" for d in SCOPES for k in ("easy", "hard", "confusable", "unknowable"))
 # What the answers were (shares of greedy answers): the "why" behind a C or S figure.
 ANSWER_SHARES = ("frac_specific", "frac_less_specific", "frac_generic", "frac_wrong")
 MODES = ("eval", "sft", "rl")
@@ -275,7 +275,8 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
             for r in rows
         ),
     )
-    lines += _slash_table(rows, "Per kind, C / S (mean over seeds):", SLICES, ("correctness", "specificity"))
+    kinds = [c for c in SLICES if any(not math.isnan(r[f"{c}:correctness"][0]) for r in rows)]
+    lines += _slash_table(rows, "Per kind, C / S (mean over seeds):", kinds, ("correctness", "specificity"))
     lines += _slash_table(
         rows,
         "What the answers were, per domain (share of answers: leaf / type / family / wrong, mean over seeds):",
