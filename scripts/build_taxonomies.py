@@ -669,9 +669,33 @@ FLOWER_GROUPS = {
     "iris": ["yellow iris", "bearded iris"],
     "dahlia": ["orange dahlia", "pink-yellow dahlia?", "bishop of llandaff"],
     "thistle": ["globe thistle", "spear thistle"],
-    "daisy": ["oxeye daisy", "barbeton daisy"],
+    "daisy": ["oxeye daisy", "barbeton daisy", "osteospermum"],
     "anemone": ["japanese anemone", "windflower"],
-    "lily": ["tiger lily", "toad lily"],
+    # Every class whose common name ends in "lily" (a model says "lily" for all of them).
+    "lily": [
+        "tiger lily",
+        "toad lily",
+        "fire lily",
+        "peruvian lily",
+        "giant white arum lily",
+        "canna lily",
+        "water lily",
+        "sword lily",
+        "blackberry lily",
+    ],
+    "primrose": ["pink primrose", "primula"],
+    "coneflower": ["purple coneflower", "black-eyed susan"],
+    "bellflower": ["canterbury bells", "balloon flower"],
+    "gentian": ["stemless gentian"],
+    "crocus": ["spring crocus"],
+    "protea": ["king protea"],
+}
+# Classes that are also the group of another class (an English marigold is a marigold): they stay
+# classes, and their group members sit under them.
+FLOWER_CLASS_GROUPS = {
+    "marigold": ["english marigold"],
+    "petunia": ["mexican petunia"],
+    "mallow": ["tree mallow"],
 }
 FLOWER_SYNONYMS = {
     "hard-leaved pocket orchid": ["hard leaved pocket orchid", "paphiopedilum micranthum"],
@@ -691,7 +715,7 @@ FLOWER_SYNONYMS = {
     "frangipani": ["plumeria"],
     "thorn apple": ["datura", "jimsonweed"],
     "common dandelion": ["dandelion", "taraxacum officinale"],
-    "osteospermum": ["african daisy"],
+    "osteospermum": ["african daisy", "cape daisy"],
     "gazania": ["treasure flower"],
     "hippeastrum": ["amaryllis"],
     "californian poppy": ["california poppy", "eschscholzia californica"],
@@ -739,8 +763,11 @@ def flower_names() -> list[str]:
 
 def flowers_taxonomy():
     groups = {g: ("flower", LESS_SPECIFIC, [g + "s"]) for g in FLOWER_GROUPS}
+    groups.update({g: ("flower", None, []) for g in FLOWER_CLASS_GROUPS})
     groups["flower"] = ("plant", GENERIC, ["flowers", "flowering plant", "blossom", "bloom", "wildflower"])
-    leaf_groups = {leaf: g for g, leaves in FLOWER_GROUPS.items() for leaf in leaves}
+    leaf_groups = {
+        leaf: g for g, leaves in {**FLOWER_GROUPS, **FLOWER_CLASS_GROUPS}.items() for leaf in leaves
+    }
     leaves = {n: FLOWER_SYNONYMS.get(n, []) for n in flower_names()}
     leaf_groups.update({n: "flower" for n in leaves if n not in leaf_groups})
     return grouped_taxonomy("plant", ["plants"], leaves, groups, leaf_groups)
@@ -762,9 +789,55 @@ shrimp_and_grits spaghetti_bolognese spaghetti_carbonara spring_rolls steak stra
 takoyaki tiramisu tuna_tartare waffles
 """
 FOOD_GROUPS = {
+    # Broad groups first (parents before children); dessert, seafood and meat are generic below.
+    "dessert": (
+        "food",
+        [
+            "bread pudding",
+            "chocolate mousse",
+            "creme brulee",
+            "frozen yogurt",
+            "ice cream",
+            "panna cotta",
+            "tiramisu",
+        ],
+    ),
+    "pastry": ("dessert", ["baklava", "cannoli", "beignets", "churros", "donuts", "macarons"]),
+    "pie": ("dessert", ["apple pie"]),
+    "seafood": (
+        "food",
+        [
+            "oysters",
+            "mussels",
+            "scallops",
+            "fried calamari",
+            "crab cakes",
+            "grilled salmon",
+            "sashimi",
+            "ceviche",
+            "tuna tartare",
+            "shrimp and grits",
+        ],
+    ),
+    "meat": (
+        "food",
+        [
+            "prime rib",
+            "pork chop",
+            "baby back ribs",
+            "beef carpaccio",
+            "beef tartare",
+            "chicken wings",
+            "peking duck",
+        ],
+    ),
+    "egg dish": ("food", ["eggs benedict", "deviled eggs", "omelette", "huevos rancheros"]),
+    "rice dish": ("food", ["fried rice", "risotto", "paella", "bibimbap"]),
+    "noodles": ("food", ["pad thai"]),
+    "curry": ("food", ["chicken curry"]),
     "salad": ("food", ["beet salad", "caesar salad", "caprese salad", "greek salad", "seaweed salad"]),
     "cake": (
-        "food",
+        "dessert",
         [
             "carrot cake",
             "chocolate cake",
@@ -782,10 +855,9 @@ FOOD_GROUPS = {
             "hot and sour soup",
             "lobster bisque",
             "miso soup",
-            "pho",
-            "ramen",
         ],
     ),
+    "noodle soup": ("soup", ["pho", "ramen"]),
     "sandwich": (
         "food",
         [
@@ -799,7 +871,18 @@ FOOD_GROUPS = {
     "pasta": ("food", ["lasagna", "ravioli", "gnocchi", "macaroni and cheese"]),
     "spaghetti": ("pasta", ["spaghetti bolognese", "spaghetti carbonara"]),
     "dumplings": ("food", ["gyoza"]),
-    "steak": ("food", ["filet mignon"]),
+    "steak": ("meat", ["filet mignon"]),
+}
+FOOD_GROUP_KIND = {"dessert": GENERIC, "seafood": GENERIC, "meat": GENERIC}
+FOOD_GROUP_SYNONYMS = {
+    "dessert": ["desserts", "sweet", "sweets"],
+    "pastry": ["pastries"],
+    "meat": ["meat dish", "meats"],
+    "egg dish": ["eggs", "egg"],
+    "rice dish": ["rice"],
+    "noodles": ["noodle dish", "noodle"],
+    "noodle soup": ["noodle soups"],
+    "curry": ["curries"],
 }
 FOOD_SYNONYMS = {
     "cup cakes": ["cupcakes", "cupcake", "cup cake"],
@@ -856,14 +939,18 @@ def food_taxonomy():
     names = [readable_label(n) for n in FOODS.split()]
     assert len(names) == 101 and len(set(names)) == 101, len(names)
     groups = {
-        g: (parent, LESS_SPECIFIC, [g + "s"] if not g.endswith("s") else [])
+        g: (
+            parent,
+            FOOD_GROUP_KIND.get(g, LESS_SPECIFIC),
+            FOOD_GROUP_SYNONYMS.get(g, [g + "s"] if not g.endswith("s") else []),
+        )
         for g, (parent, _) in FOOD_GROUPS.items()
     }
     leaf_groups = {leaf: g for g, (_, leaves) in FOOD_GROUPS.items() for leaf in leaves}
     leaves = {n: FOOD_SYNONYMS.get(n, []) for n in names if n not in FOOD_GROUPS}
     # "dumplings" and "steak" are classes *and* parents (gyoza is a dumpling): they stay classes.
     for group in ("dumplings", "steak"):
-        groups[group] = ("food", None, FOOD_SYNONYMS.get(group, []))
+        groups[group] = (FOOD_GROUPS[group][0], None, FOOD_SYNONYMS.get(group, []))
     return grouped_taxonomy(
         "food",
         ["dish", "meal", "cuisine", "foods"],
@@ -938,12 +1025,25 @@ PET_SYNONYMS = {
 }
 
 
+# Breed groups a model names (besides "terrier"), each a set of the dataset's breeds.
+DOG_GROUPS = {
+    "spaniel": (["spaniels"], ["english cocker spaniel"]),
+    "setter": (["setters"], ["english setter"]),
+    "pointer": (["pointers", "pointing dog"], ["german shorthaired"]),
+    "hound": (["hounds", "hound dog"], ["basset hound", "beagle"]),
+    "bulldog": (["bulldogs"], ["american bulldog"]),
+    "spitz": (["spitz dog", "spitz-type dog"], ["keeshond", "pomeranian", "samoyed", "shiba inu"]),
+    "pinscher": (["pinschers"], ["miniature pinscher"]),
+}
+
+
 def pets_taxonomy():
     assert len(CATS) + len(DOGS) == 37
     groups = {
         "cat": ("animal", GENERIC, ["domestic cat", "kitten", "cats", "house cat"]),
         "dog": ("animal", GENERIC, ["domestic dog", "puppy", "dogs", "canine"]),
         "terrier": ("dog", LESS_SPECIFIC, ["terriers"]),
+        **{g: ("dog", LESS_SPECIFIC, synonyms) for g, (synonyms, _) in DOG_GROUPS.items()},
     }
     leaves = {}
     for cat in CATS:
@@ -953,6 +1053,7 @@ def pets_taxonomy():
     leaf_groups = {
         **{c: "cat" for c in CATS},
         **{d: "terrier" if d.endswith("terrier") else "dog" for d in DOGS},
+        **{d: g for g, (_, members) in DOG_GROUPS.items() for d in members},
     }
     return grouped_taxonomy("animal", ["pet", "animals"], leaves, groups, leaf_groups)
 

@@ -41,7 +41,7 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 GRIDS_DIR = CONF_DIR / "reproduce"
 JOB_PRESET = "experiment=reproduction"  # the benchmark, no logger, no validation, one thread
 SCOPES = ("in_domain", "out_of_domain")
-SLICES = tuple(f"{d}/{k}" for d in SCOPES for k in ("easy", "hard", "unknowable"))
+SLICES = tuple(f"{d}/{k}" for d in SCOPES for k in ("easy", "hard", "confusable", "unknowable"))
 # What the answers were (shares of greedy answers): the "why" behind a C or S figure.
 ANSWER_SHARES = ("frac_specific", "frac_less_specific", "frac_generic", "frac_wrong")
 MODES = ("eval", "sft", "rl")
@@ -276,7 +276,8 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
             for r in rows
         ),
     )
-    lines += _slash_table(rows, "Per kind, C / S (mean over seeds):", SLICES, ("correctness", "specificity"))
+    kinds = [c for c in SLICES if any(not math.isnan(r[f"{c}:correctness"][0]) for r in rows)]
+    lines += _slash_table(rows, "Per kind, C / S (mean over seeds):", kinds, ("correctness", "specificity"))
     lines += _slash_table(
         rows,
         "What the answers were, per domain (share of answers: leaf / type / family / wrong, mean over seeds):",

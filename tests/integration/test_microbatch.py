@@ -55,7 +55,12 @@ COMMON = [
 
 @pytest.mark.parametrize(
     "loss_agg",
-    ["token_mean", pytest.param("seq_mean_token_mean", marks=pytest.mark.slow)],
+    [
+        "token_mean",
+        pytest.param("seq_mean_token_mean", marks=pytest.mark.slow),
+        # a sum over rows (units none): the micro-batches must add up unweighted
+        pytest.param("token_sum_over_max_length", marks=pytest.mark.slow),
+    ],
 )
 def test_token_budget_gives_the_unbatched_update(tmp_path, loss_agg):
     """GRPO (k3 KL), 2 mini-batches, micro-batches of <= 120 tokens vs one pass per mini-batch."""

@@ -106,6 +106,22 @@ class TestAggregation:
         # (6 + 4) / 2 sequences / max length 4 = 1.25.
         assert aggregate_loss(self.L, self.M, "seq_mean_token_sum_norm", 4).item() == pytest.approx(1.25)
 
+    def test_token_sum_over_max_length_is_verls_seq_mean_token_sum_norm(self):
+        # verl: sum over rows of the row token sums / the padded width (= the budget, 4):
+        # (6 + 4) / 4 = 2.5, that is seq_mean_token_sum_norm (1.25) x N (2 rows).
+        assert aggregate_loss(self.L, self.M, "token_sum_over_max_length", 4).item() == pytest.approx(2.5)
+        with pytest.raises(ValueError, match="needs max_length"):
+            aggregate_loss(self.L, self.M, "token_sum_over_max_length")
+
+    def test_token_sum_over_max_length_gradient_is_n_times_dr_grpos(self):
+        logits = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, 0.0]], requires_grad=True)
+        for mode, factor in (("seq_mean_token_sum_norm", 1.0), ("token_sum_over_max_length", 2.0)):
+            logits.grad = None
+            aggregate_loss(logits * 3.0, self.M, mode, 4).backward()
+            # d/dx of 3 x / (2 rows x 4) on every unmasked token, x 2 rows for verl's; 0 when masked.
+            expected = torch.tensor([[3 / 8, 3 / 8, 3 / 8], [3 / 8, 0.0, 0.0]]) * factor
+            assert torch.allclose(logits.grad, expected)
+
 
 class TestComposedLoss:
     def test_grpo_loss_with_kl(self):

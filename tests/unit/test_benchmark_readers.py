@@ -283,10 +283,12 @@ def test_pets_official_species_and_names(tmp_path):
         tmp_path, "oxford_pets", "split_zhou_OxfordPets.json", "images", ["abyssinian", "american_bulldog"]
     )
     coop = read_benchmark("oxford_pets", tmp_path)
+    # CoOp lowercases the cat breeds; the ground truth is the class as the official release spells it
     assert [(e.label, e.tags["species"]) for e in coop.splits["test"][:2]] == [
-        ("abyssinian", "cat"),
+        ("Abyssinian", "cat"),
         ("american bulldog", "dog"),
     ]
+    assert coop.classes == pets.classes
 
 
 def test_cars_devkit_coop_and_all_in_one(tmp_path):
@@ -319,6 +321,24 @@ def test_cars_devkit_coop_and_all_in_one(tmp_path):
     make_coop(root3, "stanford_cars", "split_zhou_StanfordCars.json", ".", CAR_NAMES)
     coop = read_benchmark("stanford_cars", root3)
     assert coop.layout == "coop" and coop.dataset("test")[2].label == "smart fortwo Convertible 2012"
+
+    # the same classes year first and in another case, as a class list may spell them
+    root4 = tmp_path / "coop_year_first"
+    year_first = ["2000 AM General Hummer SUV", "2012 acura rl sedan", "2012 Smart Fortwo Convertible"]
+    make_coop(root4, "stanford_cars", "split_zhou_StanfordCars.json", ".", year_first)
+    other = read_benchmark("stanford_cars", root4)
+    assert [e.label for e in other.splits["test"]] == [e.label for e in coop.splits["test"]]
+    assert other.classes == coop.classes == CAR_NAMES
+
+
+def test_a_class_the_taxonomy_does_not_know_is_kept_as_read(caplog):
+    from speciarl.data.benchmarks import canonical_labels
+
+    labels = ["Abyssinian", "abyssinian", "ABYSSINIAN", "Saint_Bernard", "dodo"]
+    with caplog.at_level("WARNING"):
+        out = canonical_labels("oxford_pets", [readable_label(x) for x in labels])
+    assert out == ["Abyssinian", "Abyssinian", "Abyssinian", "saint bernard", "dodo"]
+    assert "1 class names are not in its taxonomy" in caplog.text and "dodo" in caplog.text
 
 
 def test_cars_devkit_without_test_labels(tmp_path):

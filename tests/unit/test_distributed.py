@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from speciarl.rl.losses import aggregate_loss
-from speciarl.runs.distributed import aggregation_units, partial_loss_weight, token_budget_chunks
+from speciarl.runs.distributed import aggregation_units, is_additive, partial_loss_weight, token_budget_chunks
 
 
 def test_units_are_tokens_for_token_mean_and_rows_for_sequence_means():
@@ -12,6 +12,9 @@ def test_units_are_tokens_for_token_mean_and_rows_for_sequence_means():
     assert float(aggregation_units(mask, "token_mean")) == 3.0
     assert float(aggregation_units(mask, "seq_mean_token_mean")) == 2.0
     assert float(aggregation_units(mask, "seq_mean_token_sum_norm")) == 2.0
+    # a sum over rows: the count only tells an empty part from a full one
+    assert float(aggregation_units(mask, "token_sum_over_max_length")) == 2.0
+    assert is_additive("token_sum_over_max_length") and not is_additive("seq_mean_token_sum_norm")
     with pytest.raises(ValueError, match="unknown loss aggregation"):
         aggregation_units(mask, "sum_of_everything")
 
@@ -21,9 +24,14 @@ def test_weight_formula_by_hand():
     assert partial_loss_weight(3, 8, 2) == pytest.approx(0.75)
     assert partial_loss_weight(0, 8, 2) == 0.0
     assert partial_loss_weight(0, 0, 2) == 0.0
+    # an additive aggregation: every part weighs W whatever its share
+    assert partial_loss_weight(3, 8, 2, additive=True) == 2.0
+    assert partial_loss_weight(3, 0, 2, additive=True) == 0.0
 
 
-@pytest.mark.parametrize("mode", ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"])
+@pytest.mark.parametrize(
+    "mode", ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm", "token_sum_over_max_length"]
+)
 def test_weighted_rank_losses_average_to_the_whole_batch_loss(mode):
     """Two ranks with unequal token counts: mean over ranks of (weight x local loss) = global loss.
 
@@ -39,10 +47,13 @@ def test_weighted_rank_losses_average_to_the_whole_batch_loss(mode):
     whole = aggregate_loss(loss, mask, mode, max_length=3)
     if mode == "token_mean":
         assert float(whole) == pytest.approx(31 / 7)
+    if mode == "token_sum_over_max_length":
+        # 31 / 3; rank 0's part 6 / 3, rank 1's 25 / 3, each weighted 2: (4 + 50/3) / 2 = 31 / 3.
+        assert float(whole) == pytest.approx(31 / 3)
     ranks = [slice(0, 2), slice(2, 4)]
     total_units = float(aggregation_units(mask, mode))
     averaged = sum(
-        partial_loss_weight(float(aggregation_units(mask[r], mode)), total_units, 2)
+        partial_loss_weight(float(aggregation_units(mask[r], mode)), total_units, 2, is_additive(mode))
         * aggregate_loss(loss[r], mask[r], mode, max_length=3)
         for r in ranks
     ) / len(ranks)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from speciarl.data.shapes_benchmark import (
+    CONFUSABLE_TYPES,
     DOMAIN_OUT,
     HARD_TYPES,
     HELD_OUT_FAMILIES,
@@ -17,9 +18,12 @@ from speciarl.data.shapes_benchmark import (
     family_types,
     parent_answer_is_stable,
 )
+from speciarl.data.synthetic import type_family
 from speciarl.policy.loading import warm_start_spec
 from speciarl.policy.tiny import TinyQwenSpec
 from speciarl.policy.warm_start import Phase, WarmStartSpec, _normalised, ensure_warm_started
+
+BENCHMARK_KINDS = {"easy", "hard", "confusable", "unknowable"}
 
 
 def test_parent_answer_stability_hand_worked():
@@ -43,7 +47,7 @@ def test_default_group_size_satisfies_the_width_condition(make_config):
 
 
 def test_kinds_and_domains_are_tagged_from_the_image():
-    data = ShapesBenchmark(300, seed=5)
+    data = ShapesBenchmark(300, seed=5, confusable_types=CONFUSABLE_TYPES)
     kinds = set()
     for i in range(len(data)):
         s = data[i]
@@ -52,13 +56,24 @@ def test_kinds_and_domains_are_tagged_from_the_image():
         assert s.tags["slice"] == f"in_domain/{s.tags['kind']}"
         if s.tags["kind"] == "hard":
             assert s.tags["type"] in HARD_TYPES
+        elif s.tags["kind"] == "confusable":
+            # a clean image: nothing on it says its colour is unknown to the model
+            assert s.tags["type"] in CONFUSABLE_TYPES
+            assert len(set(s.image.getpixel((x, y)) for x in range(32) for y in range(32))) > 50
         elif s.tags["kind"] == "easy":
-            assert s.tags["type"] not in HARD_TYPES
+            assert s.tags["type"] not in HARD_TYPES + CONFUSABLE_TYPES
         else:
             # grey: every pixel channel nearly equal where the shape is
             assert s.tags["kind"] == "unknowable"
         kinds.add(s.tags["kind"])
-    assert kinds == {"easy", "hard", "unknowable"}
+    assert kinds == BENCHMARK_KINDS
+    # one confusable type per family, none of them hard
+    assert {type_family(t) for t in CONFUSABLE_TYPES} == set(IN_DOMAIN_FAMILIES + HELD_OUT_FAMILIES)
+    with pytest.raises(ValueError, match="both hard and confusable"):
+        ShapesBenchmark(5, seed=0, confusable_types=("ring",))
+    # without confusable types the benchmark is the three-kind one
+    plain = ShapesBenchmark(300, seed=5)
+    assert {plain[i].tags["kind"] for i in range(300)} == {"easy", "hard", "unknowable"}
 
 
 def test_held_out_family_split_and_own_seeds():
@@ -95,6 +110,13 @@ def test_benchmark_config_splits_have_distinct_seeds():
     assert set(cfg.train.families) == set(IN_DOMAIN_FAMILIES)
     model = OmegaConf.load(f"{CONF_DIR}/model/tiny_benchmark.yaml")
     assert tuple(model.hard_types) == HARD_TYPES
+    # the four-kind variant: the same splits, and the confusable types on both sides
+    confusable = OmegaConf.load(f"{CONF_DIR}/data/shapes_benchmark_confusable.yaml")
+    parts = [confusable.train] + [p for split in ("val", "test") for p in confusable[split].parts]
+    assert [p.seed for p in parts] == seeds
+    assert all(tuple(p.confusable_types) == CONFUSABLE_TYPES for p in parts)
+    model = OmegaConf.load(f"{CONF_DIR}/model/tiny_benchmark_confusable.yaml")
+    assert tuple(model.confusable_types) == CONFUSABLE_TYPES and tuple(model.hard_types) == HARD_TYPES
 
 
 def test_warm_start_options_keep_the_default_cache_key():
@@ -112,6 +134,14 @@ def test_warm_start_options_keep_the_default_cache_key():
     assert spec.phases[1].hard == (0.03, 0.7, 0.27)
     assert spec.fingerprint(base) != default
     assert WarmStartSpec(phases=(Phase(10, 1e-3, 1, 0, 0),), types=("ring",)).fingerprint(base) != default
+    # the confusable and instruction options are left out of the key when unset
+    assert warm_start_spec(None, (), (), None).fingerprint(base) == default
+    assert warm_start_spec(None, (), ("oval",), None).fingerprint(base) != default
+    assert warm_start_spec(None, (), (), 0.2).fingerprint(base) != default
+    # the benchmark's previous recipe (lr 4e-3, no confusable types) keeps its key too
+    old = [{**phases[0], "steps": 1500, "leaf": 0.7, "type": 0.15, "family": 0.15}, {**hard[1], "steps": 400}]
+    old[1]["lr"] = 1.5e-3
+    assert warm_start_spec(old, HARD_TYPES).fingerprint(base) == "5f5ec620347b"
 
 
 def test_label_weights_are_normalised_or_refused():
@@ -123,20 +153,28 @@ def test_label_weights_are_normalised_or_refused():
         _normalised((0, 0, 0))
 
 
-def test_the_shipped_benchmark_base_is_the_configured_recipe():
+@pytest.mark.parametrize("config", ["tiny_benchmark", "tiny_benchmark_confusable"])
+def test_the_shipped_benchmark_base_is_the_configured_recipe(config):
     from omegaconf import OmegaConf
 
     from speciarl.policy.warm_start import SHIPPED_DIR
     from speciarl.train import CONF_DIR
 
-    model = OmegaConf.load(f"{CONF_DIR}/model/tiny_benchmark.yaml")
-    spec = warm_start_spec(OmegaConf.to_container(model.phases), list(model.hard_types))
+    model = OmegaConf.load(f"{CONF_DIR}/model/{config}.yaml")
+    spec = warm_start_spec(
+        OmegaConf.to_container(model.phases),
+        list(model.hard_types),
+        list(model.get("confusable_types", ())),
+        model.get("instruction_share"),
+    )
     folder = SHIPPED_DIR / f"warm-{spec.fingerprint(TinyQwenSpec())}"
     # A recipe change without a re-shipped base would silently train a different base.
     assert (folder / "model.safetensors").is_file(), f"no shipped base for the configured recipe: {folder}"
     info = json.loads((folder / "speciarl_warm_start.json").read_text())
     assert [p["steps"] for p in info["spec"]["phases"]] == [p["steps"] for p in model.phases]
     assert info["spec"]["hard_types"] == list(model.hard_types)
+    assert info["spec"].get("confusable_types", []) == list(model.get("confusable_types", ()))
+    assert info["spec"].get("instruction_share") == model.get("instruction_share")
 
 
 def test_the_default_base_is_shipped_too():
@@ -162,6 +200,52 @@ def test_a_shipped_warm_start_is_copied_not_built(tmp_path, monkeypatch):
     monkeypatch.setattr(warm_start, "supervised_warm_start", _must_not_train)
     folder = ensure_warm_started(base, spec, tmp_path / "cache")
     assert folder.name == name and (folder / "marker.txt").read_text() == "shipped copy"
+
+
+def test_warm_start_labels_confusable_colours_and_the_instruction(tiny_policy_fresh):
+    """A confusable image's leaf label carries a uniformly drawn colour; the instruction steps
+    use the "be specific" prompt with leaf labels; everything else is labelled as before."""
+    import numpy as np
+
+    from speciarl.policy.warm_start import _Bank, _draw
+
+    spec = WarmStartSpec(
+        phases=(Phase(1, 1e-3, 1, 0, 0),),
+        bank_size=200,
+        batch_size=16,
+        confusable_types=("oval",),
+        instruction_share=0.5,
+        ambiguous_fraction=0.0,
+    )
+    bank = _Bank(tiny_policy_fresh, spec)
+    ovals = np.array([r for r, s in enumerate(bank.samples) if s.tags["type"] == "oval"])
+    others = np.array([r for r, s in enumerate(bank.samples) if s.tags["type"] != "oval"])
+    rng = np.random.default_rng(0)
+    leaf = np.zeros(4000, dtype=int)
+    drawn = bank.labels(np.resize(ovals, 4000), leaf, rng)
+    colours = [label.split()[0] for label in drawn]
+    # 4 colours, 4000 draws: each about 1000 (binomial sd 27); the true colour is no more likely
+    assert all(900 < colours.count(c) < 1100 for c in ("crimson", "amber", "azure", "lime"))
+    assert all(label.endswith(" oval") for label in drawn)
+    # type and family labels, and every other type's leaf, are the image's own
+    assert bank.labels(ovals[:5], np.ones(5, dtype=int), rng) == ["oval"] * 5
+    assert bank.labels(others[:20], np.zeros(20, dtype=int), rng) == [
+        bank.samples[r].label for r in others[:20]
+    ]
+    prompts = []
+    for _ in range(40):
+        rows, labels, prompt = _draw(bank, spec, rng, np.array([0.0, 0.5, 0.5]), np.array([0.0, 0.5, 0.5]))
+        prompts.append(prompt)
+        if prompt == "be_specific":
+            # leaf labels only, though the phase asks for none
+            assert all(len(label.split()) == 2 for label in labels)
+        else:
+            assert all(len(label.split()) == 1 for label in labels)
+    assert 10 < prompts.count("be_specific") < 30
+    batch = bank.batch(rows, labels, tiny_policy_fresh, "be_specific")
+    # the tiny tokenizer has one token for each prompt's sentence: the prompts differ in it alone
+    base_ids, specific_ids = bank.prompts["base"].input_ids[0], batch.prompts.input_ids[0]
+    assert base_ids.shape == specific_ids.shape and int((base_ids != specific_ids).sum()) == 1
 
 
 def _must_not_train(*args, **kwargs):

@@ -12,7 +12,8 @@ environment variable ``SPECIARL_DATA_ROOT``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from speciarl.data.image_sets import LabelledImages
@@ -56,7 +57,7 @@ def read_benchmark(name: str, root: str | Path | None = None, layout: str = "aut
         raise ValueError(f"unknown layout {layout!r}: expected auto, official, coop, devkit or all_in_one")
     info, read = READERS[name]
     folder = locate(info, root)
-    splits = read(folder, layout)
+    splits = canonical_splits(read(folder, layout))
     log.info(
         "%s: %s layout at %s, %s",
         info.display,
@@ -65,6 +66,50 @@ def read_benchmark(name: str, root: str | Path | None = None, layout: str = "aut
         {k: len(v) for k, v in splits.splits.items()},
     )
     return splits
+
+
+def canonical_labels(name: str, labels: Sequence[str]) -> list[str]:
+    """Each ground truth spelt as the shipped taxonomy names its class, whatever the layout said.
+
+    Layouts spell one class differently: CoOp lowercases the Pets cat breeds (``abyssinian``,
+    officially ``Abyssinian``) and puts the Stanford Cars year first (``2012 Acura RL Sedan``,
+    the devkit's ``Acura RL Sedan 2012``). A label is looked up among the taxonomy's names and
+    synonyms (case and punctuation folded); one the taxonomy does not know is kept as read, and
+    the count is logged.
+    """
+    from speciarl.data.taxonomies import load_taxonomy
+
+    taxonomy = load_taxonomy(name)
+    cache: dict[str, str] = {}
+    unknown = set()
+    for label in dict.fromkeys(labels):
+        key = taxonomy.resolve(label)
+        if key is None:
+            unknown.add(label)
+        cache[label] = taxonomy.node(key).name if key is not None else label
+    if unknown:
+        log.warning(
+            "%s: %d class names are not in its taxonomy and are kept as read, e.g. %s",
+            DISPLAY.get(name, name),
+            len(unknown),
+            sorted(unknown)[:3],
+        )
+    return [cache[label] for label in labels]
+
+
+def canonical_splits(splits: BenchmarkSplits) -> BenchmarkSplits:
+    """``splits`` with every entry's label and the class list spelt as ``canonical_labels`` says."""
+    every = [e.label for entries in splits.splits.values() for e in entries]
+    mapping = dict(zip(every, canonical_labels(splits.name, every), strict=True))
+    classes = canonical_labels(splits.name, splits.classes)
+    return BenchmarkSplits(
+        splits.name,
+        splits.folder,
+        splits.layout,
+        classes,
+        {k: [replace(e, label=mapping[e.label]) for e in v] for k, v in splits.splits.items()},
+        splits.display,
+    )
 
 
 def benchmark_split(
@@ -87,7 +132,10 @@ def benchmark_split(
                 f"no parquet export of {DISPLAY.get(name, name)} split {split!r}: looked in {looked} "
                 f"(and their data/ folders) for {split}-*.parquet, {split}.parquet or {split}/*.parquet"
             )
-        data: LabelledImages = read_parquet(folder, split, name)
+        parquet = read_parquet(folder, split, name)
+        data: LabelledImages = (
+            parquet.relabelled(canonical_labels(name, parquet.labels())) if name in READERS else parquet
+        )
     else:
         data = read_benchmark(name, root, layout).dataset(split)
     return data.subset(subset_size, seed)

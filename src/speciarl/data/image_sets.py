@@ -131,6 +131,14 @@ class ParquetImages(LabelledImages):
     def __len__(self) -> int:
         return len(self._labels)
 
+    def relabelled(self, labels: Sequence[str]) -> ParquetImages:
+        """The same rows with these ground truths (one per row, in order)."""
+        if len(labels) != len(self._labels):
+            raise ValueError(f"{self.name}: {len(labels)} labels for {len(self._labels)} rows")
+        return ParquetImages(
+            self.files, self.name, labels, self._table, self._image_column, self._id_prefix, self._tags
+        )
+
     def meta(self, index: int) -> tuple[str, str, dict[str, str]]:
         return f"{self._id_prefix}-{index}", self._labels[index], dict(self._tags)
 

@@ -9,6 +9,9 @@ Built on the embedded shapes (``speciarl.data.synthetic``), with two axes the pa
   ``easy``: a clean image of an ordinary type (the base sometimes says the leaf);
   ``hard``: a clean image of a hard-to-sample type, whose leaf the warm start rarely says, so the
   leaf is known but rarely sampled (a static reward's groups start all-zero there);
+  ``confusable``: a clean image of a type whose colour the warm start never teaches (its leaf
+  labels there carry a random colour), so the base knows the type but gets the leaf right only
+  by chance (1 in 4): a knowledge gap with no visual cue, unlike the grey images;
   ``unknowable``: a grey image, where only the type can be told: the leaf is one of k = 4 colours,
   wide enough for group size G when ``parent_answer_is_stable(k, G)``.
 """
@@ -24,10 +27,13 @@ IN_DOMAIN_FAMILIES: tuple[str, ...] = ("round", "angular", "linear")
 HELD_OUT_FAMILIES: tuple[str, ...] = ("spiky",)
 # One per family; must match the ``hard_types`` of the warm start (conf/model/tiny_benchmark.yaml).
 HARD_TYPES: tuple[str, ...] = ("ring", "diamond", "pillar", "star")
+# One per family; must match the ``confusable_types`` of the warm start (tiny_benchmark.yaml).
+CONFUSABLE_TYPES: tuple[str, ...] = ("oval", "square", "slash", "saltire")
 KIND_EASY = "easy"
 KIND_HARD = "hard"
+KIND_CONFUSABLE = "confusable"
 KIND_UNKNOWABLE = "unknowable"
-KINDS = (KIND_EASY, KIND_HARD, KIND_UNKNOWABLE)
+KINDS = (KIND_EASY, KIND_HARD, KIND_CONFUSABLE, KIND_UNKNOWABLE)
 DOMAIN_IN = "in_domain"
 DOMAIN_OUT = "out_of_domain"
 
@@ -62,6 +68,8 @@ class ShapesBenchmark(SyntheticShapes):
         domain: the domain tag of every sample (``in_domain`` or ``out_of_domain``).
         unknowable_fraction: share of grey images (leaf unknowable, type visible).
         hard_types: types whose clean images are tagged ``hard``.
+        confusable_types: types whose clean images are tagged ``confusable`` (the benchmark's
+            config sets ``CONFUSABLE_TYPES``; none by default).
         image_size: side of the square image in pixels.
     """
 
@@ -73,6 +81,7 @@ class ShapesBenchmark(SyntheticShapes):
         domain: str = DOMAIN_IN,
         unknowable_fraction: float = 0.3,
         hard_types: Sequence[str] = HARD_TYPES,
+        confusable_types: Sequence[str] = (),
         image_size: int = 32,
     ) -> None:
         if domain not in (DOMAIN_IN, DOMAIN_OUT):
@@ -87,6 +96,11 @@ class ShapesBenchmark(SyntheticShapes):
         self.families = tuple(families)
         self.domain = domain
         self.hard_types = frozenset(hard_types)
+        self.confusable_types = frozenset(confusable_types)
+        if self.hard_types & self.confusable_types:
+            raise ValueError(
+                f"a type cannot be both hard and confusable: {sorted(self.hard_types & self.confusable_types)}"
+            )
 
     def __getitem__(self, index: int) -> Sample:
         sample = super().__getitem__(index)
@@ -94,6 +108,8 @@ class ShapesBenchmark(SyntheticShapes):
             kind = KIND_UNKNOWABLE
         elif sample.tags["type"] in self.hard_types:
             kind = KIND_HARD
+        elif sample.tags["type"] in self.confusable_types:
+            kind = KIND_CONFUSABLE
         else:
             kind = KIND_EASY
         sample.tags.update(kind=kind, domain=self.domain, slice=f"{self.domain}/{kind}")

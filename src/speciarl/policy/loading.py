@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -28,17 +29,25 @@ def tiny_policy(
     cache_dir: str | None = None,
     gradient_checkpointing: bool = False,
     hard_types: Sequence[str] = (),
+    confusable_types: Sequence[str] = (),
+    instruction_share: float | None = None,
+    warm_start_seed: int | None = None,
 ) -> Policy:
     """The embedded default: the tiny Qwen2.5-VL, warm-started unless ``warm_start`` is False.
 
-    ``hard_types``: shape types whose leaf the warm start rarely says (each phase's ``hard`` mix).
+    ``hard_types``: shape types whose leaf the warm start rarely says (each phase's ``hard`` mix);
+    ``confusable_types``: types whose colour it never teaches; ``instruction_share``: share of its
+    steps on the "be specific" prompt with leaf labels; ``warm_start_seed``: its seed, to measure
+    how reliable a recipe is (``WarmStartSpec``).
     """
     from pathlib import Path
 
     tiny_spec = TinyQwenSpec(**(spec or {}))
     root = Path(cache_dir) if cache_dir else None
     if warm_start:
-        ws = warm_start_spec(phases, hard_types)
+        ws = warm_start_spec(phases, hard_types, confusable_types, instruction_share)
+        if warm_start_seed is not None:
+            ws = dataclasses.replace(ws, seed=warm_start_seed)
         folder = ensure_warm_started(tiny_spec, ws, root)
     else:
         folder = ensure_tiny_qwen(tiny_spec, root)
@@ -49,10 +58,17 @@ def tiny_policy(
 
 
 def warm_start_spec(
-    phases: Sequence[dict[str, Any]] | None = None, hard_types: Sequence[str] = ()
+    phases: Sequence[dict[str, Any]] | None = None,
+    hard_types: Sequence[str] = (),
+    confusable_types: Sequence[str] = (),
+    instruction_share: float | None = None,
 ) -> WarmStartSpec:
     """The warm-start recipe of a model config (None phases: the default recipe)."""
-    kwargs: dict[str, Any] = {"hard_types": tuple(hard_types)}
+    kwargs: dict[str, Any] = {
+        "hard_types": tuple(hard_types),
+        "confusable_types": tuple(confusable_types),
+        "instruction_share": instruction_share,
+    }
     if phases:
         kwargs["phases"] = tuple(
             Phase(**{**p, "hard": tuple(p["hard"]) if p.get("hard") is not None else None}) for p in phases

@@ -25,7 +25,7 @@ import torch
 from transformers import Qwen2_5_VLForConditionalGeneration
 
 from speciarl.data.prompts import format_answer
-from speciarl.data.synthetic import KIND_CLEAN, SyntheticShapes
+from speciarl.data.synthetic import COLOURS, KIND_CLEAN, SyntheticShapes, leaf_name
 from speciarl.policy.policy import Policy, PromptBatch, Rollout, token_logprobs
 from speciarl.policy.processor import load_processor
 from speciarl.policy.tiny import TinyQwenSpec, ensure_tiny_qwen, publish_folder
@@ -71,6 +71,13 @@ class WarmStartSpec:
     # Restrict the SFT images to these shape types (default: all); the SFT baseline uses the
     # in-domain types only.
     types: tuple[str, ...] = ()
+    # Shape types whose colour the warm start never teaches: a clean image of one of them gets a
+    # leaf label with a uniformly drawn colour every time it is drawn, so the base learns the type
+    # but is unsure of the leaf (a knowledge gap on a clean image, with no visual cue).
+    confusable_types: tuple[str, ...] = ()
+    # Share of steps that use the "be specific" prompt with leaf labels (grey and confusable
+    # images included, so the base then guesses): a base that follows that instruction.
+    instruction_share: float | None = None
 
     def fingerprint(self, base: TinyQwenSpec) -> str:
         payload = json.dumps(
@@ -108,15 +115,34 @@ class _Bank:
             if not torch.equal(enc.input_ids, prompt.input_ids.expand_as(enc.input_ids)):
                 raise RuntimeError("warm start expects every prompt to encode to the same tokens")
         self.blocks = blocks
-        self.prompt = prompt
+        self.prompts = {"base": prompt}
+        if spec.instruction_share:
+            # Same image tokens, a longer text: encoded once from the first image.
+            specific = Policy(policy.model, policy.processor, "be_specific")
+            self.prompts["be_specific"] = specific.encode_prompts(self.samples[:1])
         self.labels_by_level = [(s.label, s.tags["type"], s.tags["family"]) for s in self.samples]
-        hard = set(spec.hard_types)
-        self.is_hard = np.array(
-            [s.tags["type"] in hard and s.tags["kind"] == KIND_CLEAN for s in self.samples], dtype=bool
+        self.is_hard = self._clean_of(spec.hard_types)
+        self.is_confusable = self._clean_of(spec.confusable_types)
+
+    def _clean_of(self, types: tuple[str, ...]) -> np.ndarray:
+        wanted = set(types)
+        return np.array(
+            [s.tags["type"] in wanted and s.tags["kind"] == KIND_CLEAN for s in self.samples], dtype=bool
         )
 
-    def batch(self, rows: np.ndarray, levels: np.ndarray, policy: Policy) -> Rollout:
-        answers = [format_answer(self.labels_by_level[r][lv]) for r, lv in zip(rows, levels, strict=True)]
+    def labels(self, rows: np.ndarray, levels: np.ndarray, rng: np.random.Generator) -> list[str]:
+        """The label of each row at its level; a confusable image's leaf gets a random colour."""
+        labels = []
+        for r, lv in zip(rows, levels, strict=True):
+            if lv == 0 and self.is_confusable[r]:
+                colour = list(COLOURS)[int(rng.integers(len(COLOURS)))]
+                labels.append(leaf_name(colour, self.labels_by_level[r][1]))
+            else:
+                labels.append(self.labels_by_level[r][lv])
+        return labels
+
+    def batch(self, rows: np.ndarray, labels: list[str], policy: Policy, prompt: str = "base") -> Rollout:
+        answers = [format_answer(label) for label in labels]
         encoded = [policy.tokenizer.encode(a, add_special_tokens=False) + [policy.eos_id] for a in answers]
         width = max(len(e) for e in encoded)
         ids = torch.full((len(rows), width), policy.eos_id, dtype=torch.long)
@@ -124,13 +150,13 @@ class _Bank:
         for i, e in enumerate(encoded):
             ids[i, : len(e)] = torch.tensor(e)
             mask[i, : len(e)] = True
-        n = len(rows)
+        n, encoded_prompt = len(rows), self.prompts[prompt]
         prompts = PromptBatch(
-            input_ids=self.prompt.input_ids.expand(n, -1),
-            attention_mask=self.prompt.attention_mask.expand(n, -1),
-            mm_token_type_ids=self.prompt.mm_token_type_ids.expand(n, -1),
+            input_ids=encoded_prompt.input_ids.expand(n, -1),
+            attention_mask=encoded_prompt.attention_mask.expand(n, -1),
+            mm_token_type_ids=encoded_prompt.mm_token_type_ids.expand(n, -1),
             pixel_values=torch.cat([self.blocks[r] for r in rows]),
-            image_grid_thw=self.prompt.image_grid_thw.expand(n, -1),
+            image_grid_thw=encoded_prompt.image_grid_thw.expand(n, -1),
         )
         return Rollout(prompts, ids, mask, answers, torch.zeros(n, dtype=torch.bool), group_size=1)
 
@@ -151,12 +177,8 @@ def supervised_warm_start(policy: Policy, spec: WarmStartSpec) -> list[float]:
         for step in range(phase.steps):
             for group in opt.param_groups:
                 group["lr"] = phase.lr * _schedule(step, phase.steps, spec.warmup_steps)
-            rows = rng.integers(0, len(bank.samples), size=spec.batch_size)
-            levels = rng.choice(3, size=spec.batch_size, p=weights)
-            hard_rows = bank.is_hard[rows]
-            if hard_rows.any():
-                levels[hard_rows] = rng.choice(3, size=int(hard_rows.sum()), p=hard_weights)
-            batch = bank.batch(rows, levels, policy)
+            rows, labels, prompt = _draw(bank, spec, rng, weights, hard_weights)
+            batch = bank.batch(rows, labels, policy, prompt)
             logp = token_logprobs(model, batch, policy.suppress_ids)
             loss = -(logp.sum() / batch.completion_mask.sum())
             opt.zero_grad(set_to_none=True)
@@ -175,6 +197,21 @@ def supervised_warm_start(policy: Policy, spec: WarmStartSpec) -> list[float]:
                     time.perf_counter() - start,
                 )
     return losses
+
+
+def _draw(
+    bank: _Bank, spec: WarmStartSpec, rng: np.random.Generator, weights: np.ndarray, hard_weights: np.ndarray
+) -> tuple[np.ndarray, list[str], str]:
+    """One step's images, labels and prompt preset."""
+    rows = rng.integers(0, len(bank.samples), size=spec.batch_size)
+    # The draw is skipped when unset, so older recipes keep their random stream (and weights).
+    if spec.instruction_share and rng.random() < spec.instruction_share:
+        return rows, bank.labels(rows, np.zeros(len(rows), dtype=int), rng), "be_specific"
+    levels = rng.choice(3, size=spec.batch_size, p=weights)
+    hard_rows = bank.is_hard[rows]
+    if hard_rows.any():
+        levels[hard_rows] = rng.choice(3, size=int(hard_rows.sum()), p=hard_weights)
+    return rows, bank.labels(rows, levels, rng), "base"
 
 
 def _normalised(weights: tuple[float, ...]) -> np.ndarray:

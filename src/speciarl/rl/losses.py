@@ -10,8 +10,9 @@ marks the response tokens that enter the loss; advantages are per sequence, [N].
       def my_loss(logp, old_logp, advantages, mask, config) -> PolicyLoss: ...
 
 * A loss aggregation (``algorithm.loss_agg``) reduces [N, T] to a scalar over the mask, and
-  names the units it averages over (``tokens`` or ``sequences``), which the multi-rank and
-  micro-batched update needs to weight partial losses (``speciarl.runs.distributed``)::
+  names the units it averages over (``tokens`` or ``sequences``, or ``none`` for a plain sum over
+  rows), which the multi-rank and micro-batched update needs to weight partial losses
+  (``speciarl.runs.distributed``)::
 
       @register_loss_aggregation("my_agg", units="sequences")
       def my_agg(per_token, mask, max_length) -> Tensor: ...
@@ -56,7 +57,8 @@ class LossAggregation:
 PolicyLossFn = Callable[[Tensor, Tensor, Tensor, Tensor, "AlgorithmConfig"], PolicyLoss]
 POLICY_LOSSES: dict[str, PolicyLossFn] = {}
 LOSS_AGGREGATIONS: dict[str, LossAggregation] = {}
-AGGREGATION_UNITS = ("tokens", "sequences")
+# "none": the aggregation is a sum over rows, not a mean, so the parts of a batch simply add up.
+AGGREGATION_UNITS = ("tokens", "sequences", "none")
 
 
 def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
@@ -72,7 +74,7 @@ def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
 
 
 def register_loss_aggregation(name: str, units: str) -> Callable[[Callable], Callable]:
-    """Decorator: make ``fn`` selectable as ``algorithm.loss_agg=<name>``; ``units``: tokens or sequences."""
+    """Decorator: make ``fn`` selectable as ``algorithm.loss_agg=<name>``; ``units``: tokens, sequences or none."""
     if units not in AGGREGATION_UNITS:
         raise ValueError(f"units must be one of {AGGREGATION_UNITS}, got {units!r}")
 
@@ -188,6 +190,21 @@ def seq_mean_token_sum_norm(per_token: Tensor, mask: Tensor, max_length: int | N
     if not max_length:
         raise ValueError("seq_mean_token_sum_norm needs max_length (the configured response budget)")
     return _masked(per_token, mask).sum() / (per_token.shape[0] * max_length)
+
+
+@register_loss_aggregation("token_sum_over_max_length", units="none")
+def token_sum_over_max_length(per_token: Tensor, mask: Tensor, max_length: int | None = None) -> Tensor:
+    """sum_i sum_t (L M)_it / max_length: verl's ``seq-mean-token-sum-norm``, which the authors ran.
+
+    verl divides the token sum by ``loss_mask.shape[-1]``, the padded response width, which its
+    rollout pads to the response budget; so, with one micro-batch per mini-batch, this is the
+    batch's token sum over the budget. It is ``seq_mean_token_sum_norm`` times N (the rows of
+    the batch): the same direction, a gradient N times larger, which matters once it is clipped.
+    A sum over rows, not a mean: the parts of a micro-batched or multi-rank batch simply add up.
+    """
+    if not max_length:
+        raise ValueError("token_sum_over_max_length needs max_length (the configured response budget)")
+    return _masked(per_token, mask).sum() / max_length
 
 
 def aggregate_loss(per_token: Tensor, mask: Tensor, mode: str, max_length: int | None = None) -> Tensor:

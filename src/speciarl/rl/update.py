@@ -39,7 +39,13 @@ from speciarl.rl.losses import (
     truncated_importance_weights,
 )
 from speciarl.rl.step_metrics import UPDATE_KEYS, UpdateSums
-from speciarl.runs.distributed import aggregation_units, all_reduce_sum, partial_loss_weight, world_size
+from speciarl.runs.distributed import (
+    aggregation_units,
+    all_reduce_sum,
+    is_additive,
+    partial_loss_weight,
+    world_size,
+)
 
 # Figures averaged over tokens whatever the loss aggregation (the others follow its units).
 TOKEN_WEIGHTED = ("clip_fraction", "ratio_mean")
@@ -174,6 +180,7 @@ class PolicyUpdate:
             # Zero gradients through every trainable parameter keep DDP's all-reduce aligned.
             module.manual_backward(sum((p * 0.0).sum() for p in self.model.parameters() if p.requires_grad))
         index = torch.as_tensor(rows, dtype=torch.long)
+        additive = is_additive(self.algorithm.loss_agg)
         for i, (piece_rows, piece) in enumerate(pieces):
             at = index[torch.as_tensor(piece_rows, dtype=torch.long)]
             piece_mask = targets.loss_mask[at][:, : piece.completion_ids.shape[1]].to(
@@ -182,7 +189,7 @@ class PolicyUpdate:
             out = self._loss(targets, at, piece, piece_mask, sums)
             piece_units = float(aggregation_units(piece_mask, self.algorithm.loss_agg))
             piece_tokens = float(piece_mask.sum())
-            weight = partial_loss_weight(piece_units, units, world_size())
+            weight = partial_loss_weight(piece_units, units, world_size(), additive)
             # Only the last micro-batch all-reduces gradients; the others accumulate locally.
             with nullcontext() if i == len(pieces) - 1 else _no_backward_sync(module):
                 module.manual_backward(out.loss * weight)
@@ -191,7 +198,7 @@ class PolicyUpdate:
                 share = (
                     (piece_tokens / tokens if tokens else 0.0)
                     if key in TOKEN_WEIGHTED
-                    else piece_units / units
+                    else (1.0 if additive else piece_units / units)
                 )
                 sums.weighted[key] += float(figures[key].detach()) * share
         sums.grad_norm += float(_grad_norm(self.model))

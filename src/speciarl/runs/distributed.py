@@ -10,7 +10,8 @@ aggregation on its rows and then multiplied by
 
 where n counts the units the aggregation averages over (tokens for ``token_mean``, sequences for
 the sequence-mean modes), summed over every rank. The W undoes DDP's averaging, so the summed
-gradient is exactly that of the whole batch in one process.
+gradient is exactly that of the whole batch in one process. An aggregation that is a plain sum over
+rows (units ``none``: ``token_sum_over_max_length``) needs no share: every part weighs W.
 
 Everything here is a no-op in a single process; collectives are only issued when
 ``torch.distributed`` is initialised with more than one rank, and every rank must call them the
@@ -50,7 +51,8 @@ def all_reduce_sum(values: Tensor) -> Tensor:
 
 
 def aggregation_units(mask: Tensor, loss_agg: str) -> Tensor:
-    """What ``loss_agg`` averages over (its registered units): the mask's token count, or its row count."""
+    """What ``loss_agg`` averages over (its registered units): the mask's token count, or its row
+    count (also for units ``none``, where it only tells an empty part from a full one)."""
     if loss_agg not in LOSS_AGGREGATIONS:
         raise ValueError(
             f"unknown loss aggregation {loss_agg!r}: expected one of {sorted(LOSS_AGGREGATIONS)}"
@@ -60,11 +62,18 @@ def aggregation_units(mask: Tensor, loss_agg: str) -> Tensor:
     return torch.tensor(float(mask.shape[0]), dtype=torch.float64, device=mask.device)
 
 
-def partial_loss_weight(local_units: float, global_units: float, ranks: int) -> float:
-    """weight = W * n_part / n_global (0 when the batch has no units at all)."""
+def partial_loss_weight(local_units: float, global_units: float, ranks: int, additive: bool = False) -> float:
+    """weight = W * n_part / n_global (0 when the batch has no units at all); W for an ``additive`` one."""
     if global_units <= 0:
         return 0.0
+    if additive:
+        return float(ranks)
     return ranks * float(local_units) / float(global_units)
+
+
+def is_additive(loss_agg: str) -> bool:
+    """True for an aggregation that sums over rows (units ``none``): its parts add up unweighted."""
+    return LOSS_AGGREGATIONS[loss_agg].units == "none"
 
 
 def token_budget_chunks(lengths: Sequence[int], budget: int | None) -> list[list[int]]:

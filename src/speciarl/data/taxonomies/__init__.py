@@ -179,15 +179,49 @@ def _without_body(model: str) -> str:
     return " ".join(words)
 
 
+def car_lines(models: Iterable[str]) -> dict[str, str]:
+    """model -> its model line, for lines shared by several models (``Chevrolet Corvette``).
+
+    Models of one make whose first word after the make agrees (the first two for ``3 Series``)
+    form a line, named by the words their body-less names share: ``Aston Martin V8 Vantage`` for
+    its coupe and convertible, ``Chevrolet Silverado`` for five Silverado models.
+    """
+    by_key: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for model in dict.fromkeys(models):
+        make = split_car_name(model + " 2000")[0]
+        rest = model[len(make) :].split()
+        key = " ".join(rest[:2]) if len(rest) > 1 and rest[1] == "Series" else rest[0]
+        by_key[(make, key)].append(model)
+    lines = {}
+    for members in by_key.values():
+        if len(members) < 2:
+            continue
+        words = [_without_body(m).split() for m in members]
+        shared = []
+        for column in zip(*words, strict=False):
+            if len(set(column)) > 1:
+                break
+            shared.append(column[0])
+        line = " ".join(shared)
+        lines.update({m: line for m in members})
+    return lines
+
+
 def car_taxonomy_from_names(class_names: Iterable[str]) -> Taxonomy:
-    """model-year -> model (less specific) -> make (generic) -> car (generic)."""
+    """model-year -> model (less specific) -> [model line (less specific)] -> make (generic) -> car."""
     b = TaxonomyBuilder()
     b.add("car", None, GENERIC, ["automobile", "motor car", "motor vehicle"])
+    class_names = list(class_names)
+    lines = car_lines(split_car_name(n)[1] for n in class_names)
     for name in class_names:
         make, model, year = split_car_name(name)
         bare = _without_body(model)
         b.add(make, "car", GENERIC)
-        b.add(model, make, LESS_SPECIFIC, [bare] if bare != model else [])
+        if model in lines:
+            # the make and the line's first word ("Dodge Ram", "Bugatti Veyron") says the same
+            short = " ".join(lines[model].split()[: len(make.split()) + 1])
+            b.add(lines[model], make, LESS_SPECIFIC, [short] if short != lines[model] else [])
+        b.add(model, lines.get(model, make), LESS_SPECIFIC, [bare] if bare != model else [])
         b.add(name, model, None, [f"{year} {model}", f"{bare} {year}", f"{year} {bare}"])
     return b.build()
 
