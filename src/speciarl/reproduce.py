@@ -1,10 +1,8 @@
-"""``python -m speciarl.reproduce``: the paper's results table (the SpeciaRL paper, arXiv
-2603.03197, Sec. 4) at laptop scale.
+"""``python -m speciarl.reproduce``: the paper's results table (arXiv 2603.03197, Sec. 4) at laptop scale.
 
-Trains and evaluates every arm on the shapes benchmark (``data=shapes_benchmark``,
-``model=tiny_benchmark``) for each seed, then writes, in ``--out`` (default
-``results/reproduction/<grid>``): ``runs/<arm>/seed<k>.json`` (one per job), ``table.md`` (mean
-and spread over seeds: in domain, out of domain, per kind; share of zero-variance groups),
+Trains and evaluates every arm on the shapes benchmark for each seed, then writes, in ``--out``
+(default ``results/reproduction/<grid>``): ``runs/<arm>/seed<k>.json`` (one per job), ``table.md``
+(mean and spread over seeds: in domain, out of domain, per kind; share of zero-variance groups),
 ``summary.json`` and ``tradeoff.png``.
 
 The grids are ``conf/reproduce/<grid>.yaml`` (main, rollouts, noisy). Every job is one
