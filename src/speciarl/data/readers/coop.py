@@ -73,13 +73,17 @@ def coop_splits(info: BenchmarkInfo, folder: Path) -> BenchmarkSplits | None:
     return read_coop_split(info, folder, split_file, image_dir)
 
 
-def try_coop(
-    info: BenchmarkInfo, folder: Path, layout: str, required: Sequence[str]
-) -> BenchmarkSplits | None:
-    """For ``layout`` auto or coop: the CoOp split if present; with ``coop`` asked, its absence is an error."""
+def try_coop(info: BenchmarkInfo, folder: Path, layout: str) -> BenchmarkSplits | None:
+    """For ``layout`` auto or coop: the CoOp split if present; with ``coop`` asked, its absence is an error.
+
+    What the CoOp layout needs (the split file, and its image folder unless images sit beside it)
+    comes from ``info.coop``.
+    """
     if layout not in ("auto", "coop"):
         return None
     found = coop_splits(info, folder)
     if found is None and layout == "coop":
-        require(folder, info, "coop", required)
+        assert info.coop is not None, f"{info.name} has no CoOp split"
+        file_name, image_sub = info.coop
+        require(folder, info, "coop", [file_name] if image_sub == "." else [file_name, image_sub])
     return found

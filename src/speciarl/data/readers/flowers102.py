@@ -37,7 +37,7 @@ INFO = BenchmarkInfo(
 
 def read_flowers102(folder: Path, layout: str = "auto") -> BenchmarkSplits:
     """CoOp split (names inside) or the official .mat files with names from cat_to_name.json."""
-    found = try_coop(INFO, folder, layout, [COOP_FILE, "jpg"])
+    found = try_coop(INFO, folder, layout)
     if found is not None:
         return found
     require(folder, INFO, "official", ["jpg", "imagelabels.mat", "setid.mat"])

@@ -26,7 +26,7 @@ INFO = BenchmarkInfo(
 
 def read_food101(folder: Path, layout: str = "auto") -> BenchmarkSplits:
     """CoOp split, or the official ``meta/`` lists (entries ``apple_pie/1005649``)."""
-    found = try_coop(INFO, folder, layout, [COOP_FILE, "images"])
+    found = try_coop(INFO, folder, layout)
     if found is not None:
         return found
     require(folder, INFO, "official", ["meta/classes.txt", "meta/train.txt", "meta/test.txt", "images"])

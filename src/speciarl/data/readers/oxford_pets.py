@@ -43,7 +43,7 @@ CAT_BREEDS = frozenset(
 
 def read_oxford_pets(folder: Path, layout: str = "auto") -> BenchmarkSplits:
     """CoOp split, or the official annotations (``Abyssinian_100 1 1 1``: name, class, species, breed)."""
-    found = try_coop(INFO, folder, layout, [COOP_FILE, "images"])
+    found = try_coop(INFO, folder, layout)
     if found is not None:
         return _with_pet_species(found)
     require(folder, INFO, "official", ["annotations/trainval.txt", "annotations/test.txt", "images"])

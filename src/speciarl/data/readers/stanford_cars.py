@@ -38,7 +38,7 @@ INFO = BenchmarkInfo(
 
 def read_stanford_cars(folder: Path, layout: str = "auto") -> BenchmarkSplits:
     """CoOp split, devkit .mat files (official / torchvision), or the all-in-one cars_annos.mat."""
-    found = try_coop(INFO, folder, layout, [COOP_FILE])
+    found = try_coop(INFO, folder, layout)
     if found is not None:
         return found
     if layout in ("auto", "all_in_one") and (folder / "cars_annos.mat").is_file():
