@@ -83,7 +83,9 @@ def test_rollout_backend_uses_it_and_matches(tiny_policy_fresh):
     for share in (False, True):
         torch.manual_seed(3)
         rollouts.append(
-            HFRollout(max_new_tokens=5, share_prefill=share).generate(policy, samples, group_size=2)
+            HFRollout(max_new_tokens=5, share_prefill=share, fast_decode=False).generate(
+                policy, samples, group_size=2
+            )
         )
     stock, shared = rollouts
     assert torch.equal(stock.completion_ids, shared.completion_ids)

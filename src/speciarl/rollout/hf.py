@@ -11,11 +11,15 @@ from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogits
 from speciarl.core.interfaces import RolloutBackend
 from speciarl.core.samples import Sample
 from speciarl.policy.policy import Policy, PromptBatch, Rollout
+from speciarl.rollout.decode import SAMPLERS, DecodeSettings, decode, unsupported_reason
 from speciarl.rollout.shared_prefill import prefilled_generate_inputs
 
 
 class HFRollout(RolloutBackend):
-    """Sample completions with ``model.generate`` (the CPU default; vLLM is the GPU backend).
+    """Sample completions on the transformers model (the CPU default; vLLM is the GPU backend).
+
+    Qwen2-VL-style policies run our own decode loop (``rollout.decode``: a preallocated KV
+    cache, one hand-written step a token); anything it does not model takes ``model.generate``.
 
     Args:
         max_new_tokens: response budget; a completion without EOS within it is truncated.
@@ -23,8 +27,14 @@ class HFRollout(RolloutBackend):
         top_p: nucleus mass; 1.0 samples from the full distribution.
         min_new_tokens: forbid EOS before this many tokens (0: off). For benchmarks that need a
             fixed response length: the log-probs do not model this EOS mask.
-        share_prefill: run each prompt's prefill once for its G samples (same samples, faster;
-            ``shared_prefill``); False uses the stock ``num_return_sequences`` expansion.
+        share_prefill: on the ``generate`` path, run each prompt's prefill once for its G samples
+            (same samples, faster; ``shared_prefill``); False uses the stock
+            ``num_return_sequences`` expansion. The own loop always prefills once per prompt.
+        fast_decode: use our decode loop where it applies (False: always ``generate``).
+        sampler: how the own loop draws a token: ``"inverse_cdf"`` (one uniform per row: the
+            same distribution as ``generate``, other samples for a seed) or ``"multinomial"``
+            (``generate``'s own draw: the same samples for a seed, one exponential variate per
+            vocabulary entry).
         report_logprobs: record the log-prob of every sampled token under the distribution it
             was drawn from (``Rollout.sampler_logp``: the train/inference mismatch is logged and
             ``algorithm.rollout_is_cap`` can correct it); one log-softmax per decoding step.
@@ -38,6 +48,8 @@ class HFRollout(RolloutBackend):
         min_new_tokens: int = 0,
         share_prefill: bool = True,
         report_logprobs: bool = False,
+        fast_decode: bool = True,
+        sampler: str = "inverse_cdf",
     ):
         if max_new_tokens <= 0:
             raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
@@ -45,12 +57,16 @@ class HFRollout(RolloutBackend):
             raise ValueError(f"need 0 <= min_new_tokens <= max_new_tokens, got {min_new_tokens}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p = top_p
         self.min_new_tokens = min_new_tokens
         self.share_prefill = share_prefill
         self.report_logprobs = report_logprobs
+        self.fast_decode = fast_decode
+        self.sampler = sampler
 
     @torch.no_grad()
     def generate(
@@ -63,40 +79,31 @@ class HFRollout(RolloutBackend):
         top_p: float | None = None,
     ) -> Rollout:
         prompts = samples if isinstance(samples, PromptBatch) else policy.encode_prompts(samples)
+        temperature = temperature or self.temperature
+        top_p = top_p if top_p is not None else self.top_p
         model = policy.model
         was_training = model.training
         model.eval()
         try:
-            kwargs: dict = dict(max_new_tokens=self.max_new_tokens)
-            if self.min_new_tokens:
-                kwargs["min_new_tokens"] = self.min_new_tokens
-            recorder = None
-            if greedy:
-                kwargs.update(do_sample=False, num_beams=1)
+            if self.fast_decode and unsupported_reason(model, prompts) is None:
+                settings = DecodeSettings(
+                    max_new_tokens=self.max_new_tokens,
+                    eos_id=policy.eos_id,
+                    pad_id=policy.pad_id,
+                    suppress_ids=tuple(policy.suppress_ids),
+                    min_new_tokens=self.min_new_tokens,
+                    greedy=greedy,
+                    temperature=temperature,
+                    top_p=top_p,
+                    sampler=self.sampler,
+                    report_logprobs=self.report_logprobs,
+                )
+                raw, sampler_logp = decode(model, prompts, group_size, settings)
             else:
-                temperature = temperature or self.temperature
-                top_p = top_p if top_p is not None else self.top_p
-                # the model's default top_k=50 would make sampling disagree with log-probs
-                kwargs.update(do_sample=True, top_k=0, temperature=temperature, top_p=top_p)
-                if self.report_logprobs:
-                    recorder = SampledLogprobs()
-                    kwargs.update(sampling_processors(temperature, top_p, recorder))
-            inputs = prefilled_generate_inputs(model, prompts, group_size) if self.share_prefill else None
-            if inputs is None:
-                inputs = dict(prompts.model_inputs(), num_return_sequences=group_size)
-            out = model.generate(
-                **inputs,
-                pad_token_id=policy.pad_id,
-                eos_token_id=policy.eos_id,
-                **kwargs,
-            )
+                raw, sampler_logp = self._generate(policy, prompts, group_size, greedy, temperature, top_p)
         finally:
             model.train(was_training)
-        raw = out[:, prompts.input_ids.shape[1] :]
-        if raw.shape[1] == 0:
-            raw = torch.full((raw.shape[0], 1), policy.eos_id, dtype=raw.dtype)
         ids, mask, truncated = policy.completion_tensors(raw)
-        sampler_logp = recorder.finish(raw) if recorder is not None and raw.shape[1] else None
         return Rollout(
             prompts=prompts.repeat(group_size),
             completion_ids=ids,
@@ -106,6 +113,38 @@ class HFRollout(RolloutBackend):
             group_size=group_size,
             sampler_logp=sampler_logp,
         )
+
+    def _generate(
+        self,
+        policy: Policy,
+        prompts: PromptBatch,
+        group_size: int,
+        greedy: bool,
+        temperature: float,
+        top_p: float,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The stock path: ``model.generate`` (model in eval mode); generated tokens and reported log-probs."""
+        model = policy.model
+        kwargs: dict = dict(max_new_tokens=self.max_new_tokens)
+        if self.min_new_tokens:
+            kwargs["min_new_tokens"] = self.min_new_tokens
+        recorder = None
+        if greedy:
+            kwargs.update(do_sample=False, num_beams=1)
+        else:
+            # the model's default top_k=50 would make sampling disagree with log-probs
+            kwargs.update(do_sample=True, top_k=0, temperature=temperature, top_p=top_p)
+            if self.report_logprobs:
+                recorder = SampledLogprobs()
+                kwargs.update(sampling_processors(temperature, top_p, recorder))
+        inputs = prefilled_generate_inputs(model, prompts, group_size) if self.share_prefill else None
+        if inputs is None:
+            inputs = dict(prompts.model_inputs(), num_return_sequences=group_size)
+        out = model.generate(**inputs, pad_token_id=policy.pad_id, eos_token_id=policy.eos_id, **kwargs)
+        raw = out[:, prompts.input_ids.shape[1] :]
+        if raw.shape[1] == 0:
+            raw = torch.full((raw.shape[0], 1), policy.eos_id, dtype=raw.dtype)
+        return raw, recorder.finish(raw) if recorder is not None and raw.shape[1] else None
 
 
 class SampledLogprobs(LogitsProcessor):

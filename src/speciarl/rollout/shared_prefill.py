@@ -28,13 +28,29 @@ def prefilled_generate_inputs(
     model: torch.nn.Module, prompts: PromptBatch, group_size: int
 ) -> dict[str, Any] | None:
     """``generate`` kwargs for B prompts x G rollouts with each prompt prefilled once; None: use the stock call."""
-    from transformers.cache_utils import DynamicCache
+    decoder = prefill_backbone(model, prompts) if group_size > 1 else None
+    if decoder is None:
+        return None
+    cache, deltas = prefill_prompts(decoder, prompts)
+    cache.batch_repeat_interleave(group_size)
+    # generate continues the positions from these offsets once a cache is present.
+    decoder.rope_deltas = deltas.repeat_interleave(group_size, dim=0)
+    rows = prompts.repeat(group_size)
+    return {
+        "input_ids": rows.input_ids,
+        "attention_mask": rows.attention_mask,
+        "mm_token_type_ids": rows.mm_token_type_ids,
+        "image_grid_thw": rows.image_grid_thw,
+        "past_key_values": cache,
+    }
 
+
+def prefill_backbone(model: torch.nn.Module, prompts: PromptBatch) -> torch.nn.Module | None:
+    """The multimodal backbone to prefill with (``model.model`` of a Qwen2.5-VL); None: take the stock call."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder = getattr(base, "model", None)
     if (
-        group_size < 2
-        or decoder is None
+        decoder is None
         or not hasattr(decoder, "get_rope_index")
         or not hasattr(decoder, "rope_deltas")
         or prompts.input_ids.shape[1] < 2
@@ -43,6 +59,18 @@ def prefilled_generate_inputs(
         or not direct_calls_allowed(model)
     ):
         return None
+    return decoder
+
+
+@torch.no_grad()
+def prefill_prompts(decoder: torch.nn.Module, prompts: PromptBatch) -> tuple[Any, torch.Tensor]:
+    """Run every prompt but its last token into a KV cache, once per prompt; (cache, rope deltas [B, 1]).
+
+    The deltas are the multimodal rope offsets: a text token at sequence index i of row b sits at
+    rotary position ``i - padding_b + delta_b`` (the image tokens' grid positions shift the rest).
+    """
+    from transformers.cache_utils import DynamicCache
+
     positions, deltas = decoder.get_rope_index(
         prompts.input_ids,
         mm_token_type_ids=prompts.mm_token_type_ids,
@@ -60,14 +88,4 @@ def prefilled_generate_inputs(
         past_key_values=cache,
         use_cache=True,
     )
-    cache.batch_repeat_interleave(group_size)
-    # generate continues the positions from these offsets once a cache is present.
-    decoder.rope_deltas = deltas.repeat_interleave(group_size, dim=0)
-    rows = prompts.repeat(group_size)
-    return {
-        "input_ids": rows.input_ids,
-        "attention_mask": rows.attention_mask,
-        "mm_token_type_ids": rows.mm_token_type_ids,
-        "image_grid_thw": rows.image_grid_thw,
-        "past_key_values": cache,
-    }
+    return cache, deltas

@@ -1,0 +1,290 @@
+"""Our own decode loop for Qwen2-VL-style policies: a preallocated KV cache, one hand-written step a token.
+
+At long responses ``generate`` spends most of a rollout outside the model's arithmetic: its
+dynamic cache concatenates every layer's keys and values onto a new tensor at each token, its
+attention repeats the shared KV heads for every query head, and its sampler draws one
+exponential variate per vocabulary entry. Here, on the same weights and the same distribution:
+
+* each prompt is prefilled once (``shared_prefill.prefill_prompts``) and its cache copied into
+  buffers of prompt + ``max_new_tokens`` positions, G rows per prompt; a step writes one column;
+* a step calls the text decoder's own modules (norms, projections, MLP, LM head; LoRA layers
+  too) in the order of the HF forward, with rotary angles read from a table (a text token's
+  three multimodal positions are equal, so its rope is the plain one) and the query heads that
+  share a KV head attending together, so the cache is never repeated;
+* the logits are processed as ``generate`` does (suppressed tokens, ``min_new_tokens``,
+  temperature, then top-p with transformers' own warper) and drawn by ``sampler``:
+  ``"multinomial"`` is generate's own draw (the same samples for a seed), ``"inverse_cdf"`` one
+  uniform per row against the float64 cumulative probabilities (the same distribution, for
+  ~1/500 of the random numbers; other samples than generate's for a seed);
+* a finished row is fed the pad token, as in ``generate``, and the loop ends once every row has
+  finished: checked every token on CPU (free there), every ``CHECK_EVERY`` tokens on an
+  accelerator (a host sync), the columns past the last EOS then dropped.
+
+tests/integration/test_fast_decode.py checks both: the multinomial loop gives generate's samples,
+and the reported log-probs equal the textbook full forward's in float64. Whatever the loop does
+not model (another architecture, sliding-window layers, a scaled rope, a generation config with
+further processors such as a repetition penalty, sharded models) takes ``generate``:
+``unsupported_reason`` says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from speciarl.policy.policy import PromptBatch
+from speciarl.rollout.shared_prefill import prefill_backbone, prefill_prompts
+
+SAMPLERS = ("inverse_cdf", "multinomial")
+CHECK_EVERY = 8
+# Generation-config fields the loop applies itself, or that do not shape the distribution; any
+# other field set away from its default sends the call to ``generate``.
+HANDLED_SETTINGS = frozenset(
+    {
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "suppress_tokens",
+        "do_sample",
+        "temperature",
+        "top_p",
+        "top_k",
+        "max_length",
+        "max_new_tokens",
+        "min_new_tokens",
+        "use_cache",
+        "output_attentions",
+        "output_hidden_states",
+        "transformers_version",
+        "cache_implementation",
+        "_from_model_config",
+    }
+)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """What one call samples: budget, end and pad tokens, the processors of ``generate`` we apply."""
+
+    max_new_tokens: int
+    eos_id: int
+    pad_id: int
+    suppress_ids: tuple[int, ...] = ()
+    min_new_tokens: int = 0
+    greedy: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    sampler: str = "inverse_cdf"
+    report_logprobs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.max_new_tokens <= 0:
+            raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
+
+
+@dataclass
+class _Decoder:
+    """The text decoder's modules and shapes, read off the HF model."""
+
+    text: nn.Module  # embed_tokens, layers, norm, rotary_emb
+    lm_head: nn.Module
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+
+def _parts(model: nn.Module, backbone: nn.Module) -> _Decoder | None:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    text, lm_head = getattr(backbone, "language_model", None), getattr(base, "lm_head", None)
+    if text is None or lm_head is None or not hasattr(text, "layers"):
+        return None
+    attn = text.layers[0].self_attn
+    return _Decoder(text, lm_head, attn.config.num_attention_heads, attn.num_key_value_heads, attn.head_dim)
+
+
+def unsupported_reason(model: nn.Module, prompts: PromptBatch) -> str | None:
+    """Why ``decode`` cannot run this model on these prompts (None: it can)."""
+    backbone = prefill_backbone(model, prompts)
+    if backbone is None:
+        return "not a Qwen2-VL-style backbone callable part by part, or prompts not left-padded"
+    parts = _parts(model, backbone)
+    if parts is None:
+        return "no language_model / lm_head to call"
+    config = backbone.config.get_text_config()
+    if getattr(config, "use_sliding_window", False) or any(
+        kind != "full_attention" for kind in getattr(config, "layer_types", None) or ()
+    ):
+        return "sliding-window attention layers"
+    rope_type = getattr(parts.text.rotary_emb, "rope_type", "default")
+    if rope_type != "default":
+        return f"rope type {rope_type!r}"
+    extra = sorted(set(model.generation_config.to_diff_dict()) - HANDLED_SETTINGS)
+    if extra:
+        return f"the generation config sets {extra}"
+    return None
+
+
+def _kv_buffers(cache, group_size: int, width: int) -> list[tuple[Tensor, Tensor]]:
+    """Per layer, (keys, values) buffers [B*G, KV heads, width, head dim] holding the prefilled prompts."""
+    buffers = []
+    for layer in cache.layers:
+        pair = []
+        for prefilled in (layer.keys, layer.values):
+            b, heads, length, dim = prefilled.shape
+            buffer = prefilled.new_empty(b * group_size, heads, width, dim)
+            buffer.view(b, group_size, heads, width, dim)[:, :, :, :length] = prefilled[:, None]
+            pair.append(buffer)
+        buffers.append((pair[0], pair[1]))
+    return buffers
+
+
+def _rope_tables(rotary: nn.Module, length: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """cos and sin [length, head dim] of text positions 0..length-1, computed as the HF rotary module does."""
+    inv_freq = rotary.inv_freq.float()
+    positions = torch.arange(length, device=inv_freq.device)
+    freqs = positions[:, None].float() * inv_freq
+    scaling = getattr(rotary, "attention_scaling", 1.0)
+    cos, sin = freqs.cos() * scaling, freqs.sin() * scaling
+    return torch.cat((cos, cos), -1).to(dtype), torch.cat((sin, sin), -1).to(dtype)
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
+
+
+def _step(
+    parts: _Decoder,
+    tokens: Tensor,
+    kv: list[tuple[Tensor, Tensor]],
+    slot: int,
+    cos: Tensor,
+    sin: Tensor,
+    mask: Tensor | None,
+) -> Tensor:
+    """Logits [N, V] of one new token per row at cache position ``slot``, written into the cache."""
+    h = parts.text.embed_tokens(tokens)
+    n, d, kvh = h.shape[0], parts.head_dim, parts.kv_heads
+    for layer, (keys, values) in zip(parts.text.layers, kv, strict=True):
+        attn = layer.self_attn
+        x = layer.input_layernorm(h)
+        q = _rotate(attn.q_proj(x).view(n, parts.heads, d), cos, sin)
+        keys[:, :, slot] = _rotate(attn.k_proj(x).view(n, kvh, d), cos, sin)
+        values[:, :, slot] = attn.v_proj(x).view(n, kvh, d)
+        # Query head j uses KV head j // (heads / kv heads): the grouped queries attend together.
+        out = F.scaled_dot_product_attention(
+            q.view(n, kvh, parts.heads // kvh, d),
+            keys[:, :, : slot + 1],
+            values[:, :, : slot + 1],
+            attn_mask=mask,
+        )
+        h = h + attn.o_proj(out.reshape(n, parts.heads * d))
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
+    return parts.lm_head(parts.text.norm(h))
+
+
+def inverse_cdf_draw(probs: Tensor, uniforms: Tensor) -> Tensor:
+    """Row r's token: the first index whose cumulative probability exceeds ``uniforms[r]`` in [0, 1).
+
+    Cumulated in float64 and divided by the row's total, so the last entry is exactly 1 and a
+    zero-probability token (a suppressed one) can never be drawn.
+    """
+    cdf = probs.to(torch.float64).cumsum(-1)
+    cdf = cdf / cdf[:, -1:]
+    return torch.searchsorted(cdf, uniforms.to(torch.float64).view(-1, 1), right=True).squeeze(1)
+
+
+def _scores(logits: Tensor, settings: DecodeSettings, step: int, suppress: Tensor | None) -> Tensor:
+    """generate's processing (of a copy it may overwrite): suppressed tokens, EOS before min_new_tokens, temperature, top-p."""
+    scores = logits
+    if suppress is not None:
+        scores.index_fill_(1, suppress, float("-inf"))
+    if step < settings.min_new_tokens:
+        scores[:, settings.eos_id] = float("-inf")
+    if settings.greedy:
+        return scores
+    if settings.temperature != 1.0:
+        scores = scores / settings.temperature
+    if settings.top_p < 1.0:
+        from transformers import TopPLogitsWarper
+
+        scores = TopPLogitsWarper(top_p=settings.top_p)(None, scores)
+    return scores
+
+
+def _draw(scores: Tensor, settings: DecodeSettings) -> Tensor:
+    if settings.greedy:
+        return scores.argmax(-1)
+    probs = torch.softmax(scores, dim=-1)
+    if settings.sampler == "multinomial":
+        return torch.multinomial(probs, num_samples=1).squeeze(1)
+    uniforms = torch.rand(probs.shape[0], dtype=torch.float64, device=probs.device)
+    return inverse_cdf_draw(probs, uniforms)
+
+
+@torch.no_grad()
+def decode(
+    model: nn.Module,
+    prompts: PromptBatch,
+    group_size: int,
+    settings: DecodeSettings,
+    check_every: int | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """G completions per prompt: generated tokens [B*G, T'] (rows b*G..b*G+G-1 continue prompt b)
+    and, with ``report_logprobs`` when sampling, each token's log-prob under the distribution it was
+    drawn from. T' is the step at which the last row ended, as ``generate`` returns. Check
+    ``unsupported_reason`` first; the model must be in eval mode. ``check_every``: tokens between
+    checks whether every row has ended (None: 1 on CPU, ``CHECK_EVERY`` elsewhere).
+    """
+    backbone = prefill_backbone(model, prompts)
+    parts = _parts(model, backbone) if backbone is not None else None
+    if parts is None:
+        raise ValueError(f"decode cannot run this model: {unsupported_reason(model, prompts)}")
+    cache, deltas = prefill_prompts(backbone, prompts)
+    width, new = prompts.input_ids.shape[1], settings.max_new_tokens
+    kv = _kv_buffers(cache, group_size, width + new - 1)
+    del cache
+    device = prompts.input_ids.device
+    real = prompts.attention_mask.sum(-1)
+    # Rotary position of each row's last prompt token (fed at the first step): its index among
+    # the real tokens, shifted by the image tokens' grid positions.
+    first = (real - 1 + deltas.view(-1)).repeat_interleave(group_size)
+    cos_table, sin_table = _rope_tables(parts.text.rotary_emb, int(first.max()) + new, kv[0][0].dtype)
+    mask = None
+    if not bool(prompts.attention_mask.bool().all()):
+        mask = torch.ones(first.shape[0], 1, 1, kv[0][0].shape[2], dtype=torch.bool, device=device)
+        mask[:, 0, 0, :width] = prompts.attention_mask.bool().repeat_interleave(group_size, 0)
+    suppress = torch.as_tensor(settings.suppress_ids, device=device) if settings.suppress_ids else None
+    tokens = prompts.input_ids[:, -1].repeat_interleave(group_size)
+    out = torch.full((tokens.shape[0], new), settings.pad_id, dtype=torch.long, device=device)
+    report = settings.report_logprobs and not settings.greedy
+    # Scores in float32 as generate's (float64 for a float64 model, as the exactness tests run).
+    score_dtype = torch.float64 if kv[0][0].dtype == torch.float64 else torch.float32
+    logp = torch.zeros(out.shape, dtype=score_dtype, device=device) if report else None
+    unfinished = torch.ones_like(tokens, dtype=torch.bool)
+    if check_every is None:
+        check_every = 1 if device.type == "cpu" else CHECK_EVERY
+    steps = new
+    for t in range(new):
+        slot = width - 1 + t
+        position = first + t
+        cos, sin = cos_table[position].unsqueeze(1), sin_table[position].unsqueeze(1)
+        logits = _step(parts, tokens, kv, slot, cos, sin, None if mask is None else mask[..., : slot + 1])
+        scores = _scores(logits.to(score_dtype, copy=True), settings, t, suppress)
+        tokens = torch.where(unfinished, _draw(scores, settings), settings.pad_id)
+        out[:, t] = tokens
+        if logp is not None:
+            logp[:, t] = torch.log_softmax(scores, -1).gather(1, tokens[:, None]).squeeze(1)
+        unfinished &= tokens != settings.eos_id
+        if (t + 1) % check_every == 0 and t + 1 >= settings.min_new_tokens and not bool(unfinished.any()):
+            steps = t + 1
+            break
+    if not bool(unfinished.any()):
+        # generate stops at the step where the last row ended: drop the columns after it.
+        steps = min(steps, int((out == settings.eos_id).int().argmax(-1).max()) + 1)
+    return out[:, :steps], None if logp is None else logp[:, :steps]

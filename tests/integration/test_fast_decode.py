@@ -1,0 +1,188 @@
+"""Our decode loop (rollout/decode.py) samples what ``generate`` samples, from the same distribution.
+
+* With ``sampler="multinomial"`` it makes generate's own draw: the same tokens for a seed as the
+  stock path, the same number of random numbers used (the global RNG state after the call is
+  equal) and reported log-probs equal to generate's to 1e-5 in float32 (measured ~1e-6); with
+  left-padded prompts of two lengths, LoRA, temperature + top-p, min_new_tokens and greedy.
+* With the default ``sampler="inverse_cdf"`` (other samples for a seed), the log-prob it reports
+  for every sampled token equals the textbook computation in float64 to 1e-10: every row's full
+  sequence through the stock forward, suppressed tokens masked, temperature, log_softmax. The
+  draw itself is checked on hand-worked cumulative sums and by frequencies.
+"""
+
+import pytest
+import torch
+
+from speciarl.data.synthetic import SyntheticShapes
+from speciarl.policy.loading import apply_lora
+from speciarl.rollout.decode import DecodeSettings, decode, inverse_cdf_draw, unsupported_reason
+from speciarl.rollout.hf import HFRollout
+
+LOGP_TOL = 1e-5
+TEXTBOOK_TOL = 1e-10
+QUICK_PHASES = [{"steps": 40, "lr": 0.003, "leaf": 1.0, "type": 0.0, "family": 0.0}]
+
+
+def _samples():
+    small = SyntheticShapes(2, seed=11, image_size=32)
+    big = SyntheticShapes(1, seed=12, image_size=48)
+    return [small[0], big[0], small[1]]
+
+
+def _with_lora(policy):
+    policy.model = apply_lora(policy.model, r=4, alpha=8)
+    with torch.no_grad():  # a non-zero adapter, so that a path that skipped it would differ
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    return policy
+
+
+def _both(policy, samples, group_size, greedy=False, **kwargs):
+    """(stock, ours) rollouts from the same seed, and the RNG state after each."""
+    out = []
+    for fast in (False, True):
+        backend = HFRollout(fast_decode=fast, sampler="multinomial", report_logprobs=True, **kwargs)
+        torch.manual_seed(7)
+        rollout = backend.generate(policy, samples, group_size=group_size, greedy=greedy)
+        out.append((rollout, torch.get_rng_state()))
+    return out
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(max_new_tokens=7),
+        dict(max_new_tokens=6, temperature=0.7, top_p=0.9),
+        dict(max_new_tokens=5, min_new_tokens=5),
+        dict(max_new_tokens=6, lora=True),
+    ],
+    ids=["plain", "temperature-top-p", "min-new-tokens", "lora"],
+)
+def test_multinomial_loop_gives_generates_samples(tiny_policy_fresh, kwargs):
+    policy = _with_lora(tiny_policy_fresh) if kwargs.pop("lora", False) else tiny_policy_fresh
+    samples = _samples()
+    prompts = policy.encode_prompts(samples)
+    assert not prompts.attention_mask.bool().all(), "prompts of two lengths should be left-padded"
+    assert unsupported_reason(policy.model, prompts) is None, "the own loop should apply"
+    (stock, stock_rng), (ours, our_rng) = _both(policy, samples, 3, **kwargs)
+    assert ours.completion_ids.shape == stock.completion_ids.shape == (9, kwargs["max_new_tokens"])
+    assert torch.equal(ours.completion_ids, stock.completion_ids)
+    assert torch.equal(ours.completion_mask, stock.completion_mask)
+    assert ours.texts == stock.texts
+    assert torch.equal(our_rng, stock_rng), "the same random numbers must be drawn"
+    mask = stock.completion_mask
+    assert (ours.sampler_logp - stock.sampler_logp)[mask].abs().max() < LOGP_TOL
+    if "min_new_tokens" in kwargs:
+        assert not (ours.completion_ids == policy.eos_id).any()
+    assert policy.model.training, "the rollout must hand the model back in train mode"
+
+
+def test_greedy_and_early_ends_match_generate():
+    """A warm-started model ends its answers early: the loop stops where generate stops."""
+    from speciarl.policy.loading import tiny_policy
+
+    policy = tiny_policy(warm_start=True, phases=QUICK_PHASES)
+    samples = [SyntheticShapes(4, seed=3)[i] for i in range(4)]
+    (stock, _), (ours, _) = _both(policy, samples, 1, greedy=True, max_new_tokens=40)
+    assert torch.equal(ours.completion_ids, stock.completion_ids)
+    (stock, stock_rng), (ours, our_rng) = _both(policy, samples, 4, max_new_tokens=40)
+    assert torch.equal(ours.completion_ids, stock.completion_ids)
+    assert torch.equal(our_rng, stock_rng)
+    ended = (~stock.truncated).sum()
+    assert ended == len(stock.texts), "every answer should end within 40 tokens"
+    assert stock.completion_ids.shape[1] < 40, "generate stops at the last row's EOS"
+
+
+def test_checking_the_end_every_k_tokens_gives_the_same_tokens():
+    """On an accelerator the end is checked every CHECK_EVERY tokens; the columns past the last EOS go."""
+    from speciarl.policy.loading import tiny_policy
+
+    policy = tiny_policy(warm_start=True, phases=QUICK_PHASES)
+    model = policy.model.eval()
+    prompts = policy.encode_prompts([SyntheticShapes(3, seed=4)[i] for i in range(3)])
+    settings = DecodeSettings(40, policy.eos_id, policy.pad_id, tuple(policy.suppress_ids))
+    outs = []
+    for every in (1, 8):
+        torch.manual_seed(5)
+        outs.append(decode(model, prompts, 4, settings, check_every=every)[0])
+    assert torch.equal(outs[0], outs[1])
+    assert outs[0].shape[1] < 40 and (outs[0] == policy.eos_id).any(-1).all()
+
+
+@pytest.fixture
+def policy64(tiny_policy_fresh):
+    tiny_policy_fresh.model.double()
+    return tiny_policy_fresh
+
+
+def _textbook_logprobs(policy, rollout, temperature: float) -> torch.Tensor:
+    """Every row's full sequence through the stock forward; log p of each sampled token."""
+    p, ids, mask = rollout.prompts, rollout.completion_ids, rollout.completion_mask
+    model = policy.model
+    model.eval()
+    with torch.no_grad():
+        logits = model(
+            input_ids=torch.cat([p.input_ids, ids], 1),
+            attention_mask=torch.cat([p.attention_mask, mask.long()], 1),
+            mm_token_type_ids=torch.cat([p.mm_token_type_ids, torch.zeros_like(ids)], 1),
+            pixel_values=p.pixel_values,
+            image_grid_thw=p.image_grid_thw,
+            use_cache=False,
+        ).logits
+    model.train()
+    logits = logits[:, p.input_ids.shape[1] - 1 : -1] / temperature
+    logits[..., policy.suppress_ids] = float("-inf")
+    return torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+
+
+@pytest.mark.parametrize("temperature,lora", [(1.0, False), (0.7, False), (1.0, True)])
+def test_reported_logprobs_equal_the_textbook_forward_in_float64(policy64, temperature, lora):
+    policy = _with_lora(policy64) if lora else policy64
+    if lora:
+        policy.model.double()
+    backend = HFRollout(max_new_tokens=8, temperature=temperature, report_logprobs=True)
+    torch.manual_seed(1)
+    rollout = backend.generate(policy, _samples(), group_size=3)
+    assert rollout.sampler_logp.dtype == torch.float64, "a float64 model is sampled in float64"
+    reference = _textbook_logprobs(policy, rollout, temperature)
+    mask = rollout.completion_mask
+    assert mask.sum() > 40
+    assert (rollout.sampler_logp - reference)[mask].abs().max() < TEXTBOOK_TOL
+
+
+def test_inverse_cdf_draw_on_hand_worked_sums():
+    # cumulative sums 0.125, 0.125, 0.375, 1, 1 (exact in binary): token i is drawn for u in
+    # [cdf[i-1], cdf[i]); the zero-probability tokens 1 and 4 never are.
+    probs = torch.tensor([[0.125, 0.0, 0.25, 0.625, 0.0]])
+    uniforms = torch.tensor([0.0, 0.124, 0.125, 0.374, 0.375, 0.999, 1 - 2**-53], dtype=torch.float64)
+    drawn = inverse_cdf_draw(probs.expand(len(uniforms), -1), uniforms)
+    assert drawn.tolist() == [0, 0, 2, 2, 3, 3, 3]
+    # unnormalised rows are divided by their total
+    assert inverse_cdf_draw(4 * probs.expand(len(uniforms), -1), uniforms).tolist() == drawn.tolist()
+
+
+def test_inverse_cdf_draw_frequencies():
+    probs = torch.tensor([0.05, 0.0, 0.15, 0.3, 0.5, 0.0])
+    n = 200_000
+    gen = torch.Generator().manual_seed(0)
+    drawn = inverse_cdf_draw(probs.expand(n, -1), torch.rand(n, dtype=torch.float64, generator=gen))
+    counts = torch.bincount(drawn, minlength=6).double()
+    expected = n * probs.double()
+    sigma = (n * probs.double() * (1 - probs.double())).sqrt()
+    assert counts[1] == 0 and counts[5] == 0
+    assert ((counts - expected).abs() <= 5 * sigma).all(), (counts, expected)
+
+
+def test_a_generation_setting_it_does_not_model_takes_generate(tiny_policy_fresh):
+    policy = tiny_policy_fresh
+    prompts = policy.encode_prompts(_samples())
+    policy.model.generation_config.repetition_penalty = 1.05
+    assert "repetition_penalty" in unsupported_reason(policy.model, prompts)
+    with pytest.raises(ValueError, match="sampler"):
+        HFRollout(sampler="gumbel")
+    rollouts = []
+    for fast in (False, True):
+        torch.manual_seed(2)
+        rollouts.append(HFRollout(max_new_tokens=5, fast_decode=fast).generate(policy, prompts, 2))
+    assert torch.equal(rollouts[0].completion_ids, rollouts[1].completion_ids)
