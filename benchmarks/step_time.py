@@ -62,6 +62,9 @@ class Spec:
     seed: int = 0
     data_seed: int = 1
     threads: int = 1
+    dtype: str = "float32"
+    # Extra Hydra overrides for ours only (e.g. module.logprob_token_budget=8192).
+    ours_overrides: list[str] = field(default_factory=list)
 
     @property
     def total_steps(self) -> int:
@@ -136,7 +139,10 @@ def run_ours(spec: Spec) -> Result:
         f"algorithm.kl_coef={spec.kl_coef}",
         f"trainer.max_steps={spec.total_steps}",
         "trainer.enable_progress_bar=false",
+        *spec.ours_overrides,
     ]
+    if spec.dtype != "float32":  # (an older --variant's config may not know the key)
+        overrides.append(f"model.dtype={spec.dtype}")
     if spec.min_new_tokens:
         overrides.append(f"++rollout.min_new_tokens={spec.min_new_tokens}")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -193,7 +199,7 @@ def run_trl(spec: Spec) -> Result:
     from speciarl.rl.rewards import SpeciaRLReward
     from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
-    policy = tiny_policy()
+    policy = tiny_policy(dtype=spec.dtype)
     data = _dataset(spec)
     samples = [data[i] for i in range(len(data))]
     prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": policy.prompt}]}]
@@ -229,7 +235,7 @@ def run_trl(spec: Spec) -> Result:
     config = GRPOConfig(
         output_dir=out_dir,
         use_cpu=True,
-        bf16=False,
+        bf16=spec.dtype == "bfloat16",
         gradient_checkpointing=False,
         seed=spec.seed,
         max_steps=spec.total_steps,
@@ -296,7 +302,7 @@ def run_floor(spec: Spec) -> Result:
 
     from speciarl.policy.loading import tiny_policy
 
-    policy = tiny_policy()
+    policy = tiny_policy(dtype=spec.dtype)
     model = policy.model
     data = _dataset(spec)
     G = spec.rollouts
@@ -336,7 +342,7 @@ def run_floor(spec: Spec) -> Result:
             logits_to_keep=ids.shape[1] + 1,
             use_cache=False,
         ).logits[:, :-1]
-        loss = F.cross_entropy(logits.flatten(0, 1), torch.where(mask, ids, -100).flatten())
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), torch.where(mask, ids, -100).flatten())
         loss.backward()
         ends.append(time.perf_counter())
         model.zero_grad(set_to_none=True)
@@ -439,7 +445,7 @@ def report(summary: dict[str, Any]) -> str:
     lines = [
         f"step time: {spec['prompts']} prompts x {spec['rollouts']} rollouts, "
         f"{'exactly' if spec['force_length'] else 'up to'} {spec['new_tokens']} new tokens, "
-        f"kl_coef {spec['kl_coef']}, {spec['threads']} thread(s), {spec['steps']} steps after "
+        f"kl_coef {spec['kl_coef']}, {spec['dtype']}, {spec['threads']} thread(s), {spec['steps']} steps after "
         f"{spec['warmup']} warm-up, {len(next(iter(summary['contenders'].values()))['round_medians_s'])} round(s)",
         f"{'contender':<14}{'median s':>10}{'min s':>9}{'peak RSS MiB':>14}{'RSS at start':>14}"
         f"{'resp len':>10}  load (before, after)",
@@ -477,6 +483,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1, help="repeat the contenders in rotated order")
     p.add_argument("--kl-coef", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="weights and activations of all three contenders (TRL: bf16=True as well)",
+    )
+    p.add_argument(
+        "--ours-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra Hydra override for ours only (repeatable), e.g. module.logprob_token_budget=null",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--contenders", default=",".join(CONTENDERS))
     p.add_argument(
@@ -514,6 +533,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         kl_coef=args.kl_coef,
         seed=args.seed,
         threads=args.threads,
+        dtype=args.dtype,
+        ours_overrides=list(args.ours_override),
     )
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     unknown = set(names) - set(CONTENDERS)

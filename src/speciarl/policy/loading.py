@@ -32,15 +32,20 @@ def tiny_policy(
     confusable_types: Sequence[str] = (),
     instruction_share: float | None = None,
     warm_start_seed: int | None = None,
+    dtype: str = "float32",
 ) -> Policy:
     """The embedded default: the tiny Qwen2.5-VL, warm-started unless ``warm_start`` is False.
 
     ``hard_types``: shape types whose leaf the warm start rarely says (each phase's ``hard`` mix);
     ``confusable_types``: types whose colour it never teaches; ``instruction_share``: share of its
     steps on the "be specific" prompt with leaf labels; ``warm_start_seed``: its seed, to measure
-    how reliable a recipe is (``WarmStartSpec``).
+    how reliable a recipe is (``WarmStartSpec``); ``dtype``: the weights' (and so the
+    activations') precision after loading, float32 or bfloat16 (the warm start runs in float32).
     """
     from pathlib import Path
+
+    if dtype not in _DTYPES:
+        raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
 
     tiny_spec = TinyQwenSpec(**(spec or {}))
     root = Path(cache_dir) if cache_dir else None
@@ -51,7 +56,7 @@ def tiny_policy(
         folder = ensure_warm_started(tiny_spec, ws, root)
     else:
         folder = ensure_tiny_qwen(tiny_spec, root)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder, dtype=_DTYPES[dtype])
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return _finish(model, load_processor(str(folder)), lora, prompt)
