@@ -37,7 +37,10 @@ def test_chunked_logprobs_equal_the_unbatched_ones(tiny_policy_fresh):
 
 QUICK_PHASES = [{"steps": 40, "lr": 0.003, "leaf": 1.0, "type": 0.0, "family": 0.0}]
 COMMON = [
-    "seed=2",
+    # A seed whose two batches both earn some reward: on a batch where every answer is wrong the
+    # gradient is float32 noise (KL is 0 at the start), which Adam scales up to lr-sized steps
+    # whose signs differ between two runs (seed 2 did this with the own decode loop's samples).
+    "seed=4",
     "model.phases=[{steps:40,lr:0.003,leaf:1.0,type:0.0,family:0.0}]",
     "data.batch_size=4",
     "data.train.size=8",
@@ -126,7 +129,9 @@ def test_micro_batches_give_the_full_batch_gradients_in_float64(tmp_path):
 
     The micro-batched update weighs each part's token-mean loss by its share of the tokens,
     (1/n_a) sum_a * (n_a / n) + (1/n_b) sum_b * (n_b / n) = (sum_a + sum_b) / n, so the summed
-    gradients equal the one-pass gradient up to float64 rounding: 1e-12 relative per tensor.
+    gradients equal the one-pass gradient: 1e-6 relative per tensor, as in test_fast_logprobs
+    (the vision tower rotates q/k in float32 inside, which leaves ~1e-8 through the image
+    features; a part weighted wrong is off by ~1e-1).
     """
     from speciarl.policy.loading import tiny_policy
 
@@ -156,4 +161,4 @@ def test_micro_batches_give_the_full_batch_gradients_in_float64(tmp_path):
     assert max(float(g.abs().max()) for g in whole.values()) > 1e-4, "the step should move the weights"
     for key, g in whole.items():
         error = float((micro[key] - g).abs().max() / g.abs().max().clamp(min=1e-30))
-        assert error <= 1e-12, (key, error)  # measured <= 3e-15
+        assert error <= 1e-6, (key, error)  # measured <= 6e-8
