@@ -96,6 +96,8 @@ class _Decoder:
     heads: int
     kv_heads: int
     head_dim: int
+    scale: float
+    fused: list  # per layer: _fused_weights or None
 
 
 def _parts(model: nn.Module, backbone: nn.Module) -> _Decoder | None:
@@ -104,7 +106,10 @@ def _parts(model: nn.Module, backbone: nn.Module) -> _Decoder | None:
     if text is None or lm_head is None or not hasattr(text, "layers"):
         return None
     attn = text.layers[0].self_attn
-    return _Decoder(text, lm_head, attn.config.num_attention_heads, attn.num_key_value_heads, attn.head_dim)
+    heads = attn.config.num_attention_heads
+    return _Decoder(
+        text, lm_head, heads, attn.num_key_value_heads, attn.head_dim, attn.scaling, [None] * len(text.layers)
+    )
 
 
 def unsupported_reason(model: nn.Module, prompts: PromptBatch) -> str | None:
@@ -133,13 +138,12 @@ def _kv_buffers(cache, group_size: int, width: int) -> list[tuple[Tensor, Tensor
     """Per layer, (keys, values) buffers [B*G, KV heads, width, head dim] holding the prefilled prompts."""
     buffers = []
     for layer in cache.layers:
-        pair = []
-        for prefilled in (layer.keys, layer.values):
-            b, heads, length, dim = prefilled.shape
-            buffer = prefilled.new_empty(b * group_size, heads, width, dim)
-            buffer.view(b, group_size, heads, width, dim)[:, :, :, :length] = prefilled[:, None]
-            pair.append(buffer)
-        buffers.append((pair[0], pair[1]))
+        b, heads, length, dim = layer.keys.shape
+        keys = layer.keys.new_empty(b * group_size, heads, dim, width)
+        keys.view(b, group_size, heads, dim, width)[..., :length] = layer.keys.transpose(2, 3)[:, None]
+        values = layer.values.new_empty(b * group_size, heads, width, dim)
+        values.view(b, group_size, heads, width, dim)[:, :, :, :length] = layer.values[:, None]
+        buffers.append((keys, values))
     return buffers
 
 
@@ -158,6 +162,23 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
 
 
+def _fused_weights(layer: nn.Module) -> tuple[Tensor, Tensor | None, Tensor] | None:
+    """(q|k|v weight, q|k|v bias, gate|up weight) of a layer of plain linears, for one matmul each."""
+    attn, mlp = layer.self_attn, layer.mlp
+    linears = (attn.q_proj, attn.k_proj, attn.v_proj, mlp.gate_proj, mlp.up_proj)
+    if (
+        any(type(m) is not nn.Linear for m in linears)
+        or mlp.gate_proj.bias is not None
+        or mlp.up_proj.bias is not None
+    ):
+        return None
+    qkv = linears[:3]
+    bias = None
+    if any(m.bias is not None for m in qkv):
+        bias = torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in qkv])
+    return torch.cat([m.weight for m in qkv]), bias, torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+
+
 def _step(
     parts: _Decoder,
     tokens: Tensor,
@@ -169,22 +190,32 @@ def _step(
 ) -> Tensor:
     """Logits [N, V] of one new token per row at cache position ``slot``, written into the cache."""
     h = parts.text.embed_tokens(tokens)
-    n, d, kvh = h.shape[0], parts.head_dim, parts.kv_heads
-    for layer, (keys, values) in zip(parts.text.layers, kv, strict=True):
+    n, d, kvh, heads = h.shape[0], parts.head_dim, parts.kv_heads, parts.heads
+    for layer, (keys, values), fused in zip(parts.text.layers, kv, parts.fused, strict=True):
         attn = layer.self_attn
         x = layer.input_layernorm(h)
-        q = _rotate(attn.q_proj(x).view(n, parts.heads, d), cos, sin)
-        keys[:, :, slot] = _rotate(attn.k_proj(x).view(n, kvh, d), cos, sin)
-        values[:, :, slot] = attn.v_proj(x).view(n, kvh, d)
+        if fused is None:
+            q = _rotate(attn.q_proj(x).view(n, heads, d), cos, sin)
+            k = _rotate(attn.k_proj(x).view(n, kvh, d), cos, sin)
+            v = attn.v_proj(x).view(n, kvh, d)
+        else:
+            qkv = F.linear(x, fused[0], fused[1]).view(n, heads + 2 * kvh, d)
+            qk = _rotate(qkv[:, : heads + kvh], cos, sin)
+            q, k, v = qk[:, :heads], qk[:, heads:], qkv[:, heads + kvh :]
+        keys[:, :, :, slot] = k
+        values[:, :, slot] = v
         # Query head j uses KV head j // (heads / kv heads): the grouped queries attend together.
-        out = F.scaled_dot_product_attention(
-            q.view(n, kvh, parts.heads // kvh, d),
-            keys[:, :, : slot + 1],
-            values[:, :, : slot + 1],
-            attn_mask=mask,
-        )
-        h = h + attn.o_proj(out.reshape(n, parts.heads * d))
-        h = h + layer.mlp(layer.post_attention_layernorm(h))
+        scores = torch.matmul(q.reshape(n, kvh, heads // kvh, d) * parts.scale, keys[..., : slot + 1])
+        if mask is not None:
+            scores = scores + mask
+        out = torch.matmul(torch.softmax(scores, -1), values[:, :, : slot + 1])
+        h = h + attn.o_proj(out.reshape(n, heads * d))
+        x = layer.post_attention_layernorm(h)
+        if fused is None:
+            h = h + layer.mlp(x)
+        else:
+            gate, up = F.linear(x, fused[2]).chunk(2, -1)
+            h = h + layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
     return parts.lm_head(parts.text.norm(h))
 
 
@@ -254,17 +285,20 @@ def decode(
     # Rotary position of each row's last prompt token (fed at the first step): its index among
     # the real tokens, shifted by the image tokens' grid positions.
     first = (real - 1 + deltas.view(-1)).repeat_interleave(group_size)
-    cos_table, sin_table = _rope_tables(parts.text.rotary_emb, int(first.max()) + new, kv[0][0].dtype)
-    mask = None
+    cos_table, sin_table = _rope_tables(parts.text.rotary_emb, int(first.max()) + new, kv[0][1].dtype)
+    dtype = kv[0][1].dtype
+    mask = None  # additive: -inf on the prompts' left padding
     if not bool(prompts.attention_mask.bool().all()):
-        mask = torch.ones(first.shape[0], 1, 1, kv[0][0].shape[2], dtype=torch.bool, device=device)
-        mask[:, 0, 0, :width] = prompts.attention_mask.bool().repeat_interleave(group_size, 0)
+        mask = torch.zeros(first.shape[0], 1, 1, kv[0][1].shape[2], dtype=dtype, device=device)
+        padding = ~prompts.attention_mask.bool().repeat_interleave(group_size, 0)
+        mask[:, 0, 0, :width].masked_fill_(padding, float("-inf"))
+    parts.fused = [_fused_weights(layer) for layer in parts.text.layers]
     suppress = torch.as_tensor(settings.suppress_ids, device=device) if settings.suppress_ids else None
     tokens = prompts.input_ids[:, -1].repeat_interleave(group_size)
     out = torch.full((tokens.shape[0], new), settings.pad_id, dtype=torch.long, device=device)
     report = settings.report_logprobs and not settings.greedy
     # Scores in float32 as generate's (float64 for a float64 model, as the exactness tests run).
-    score_dtype = torch.float64 if kv[0][0].dtype == torch.float64 else torch.float32
+    score_dtype = torch.float64 if kv[0][1].dtype == torch.float64 else torch.float32
     logp = torch.zeros(out.shape, dtype=score_dtype, device=device) if report else None
     unfinished = torch.ones_like(tokens, dtype=torch.bool)
     if check_every is None:
