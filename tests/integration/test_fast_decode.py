@@ -15,6 +15,7 @@ import torch
 
 from speciarl.data.synthetic import SyntheticShapes
 from speciarl.policy.loading import apply_lora
+from speciarl.rollout import decode as decode_module
 from speciarl.rollout.decode import DecodeSettings, decode, inverse_cdf_draw, unsupported_reason
 from speciarl.rollout.hf import HFRollout
 
@@ -136,8 +137,21 @@ def _textbook_logprobs(policy, rollout, temperature: float) -> torch.Tensor:
     return torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
 
 
-@pytest.mark.parametrize("temperature,lora", [(1.0, False), (0.7, False), (1.0, True)])
-def test_reported_logprobs_equal_the_textbook_forward_in_float64(policy64, temperature, lora):
+@pytest.mark.parametrize(
+    "temperature,lora,layout",
+    [
+        (1.0, False, "transposed"),
+        (0.7, False, "transposed"),
+        (1.0, True, "transposed"),
+        (0.7, False, "plain"),
+    ],
+)
+def test_reported_logprobs_equal_the_textbook_forward_in_float64(
+    policy64, temperature, lora, layout, monkeypatch
+):
+    """``layout="plain"``: keys unstransposed and scaled_dot_product_attention, as bf16 models run."""
+    if layout == "plain":
+        monkeypatch.setattr(decode_module, "TRANSPOSED_KEY_DTYPES", ())
     policy = _with_lora(policy64) if lora else policy64
     if lora:
         policy.model.double()
@@ -186,3 +200,19 @@ def test_a_generation_setting_it_does_not_model_takes_generate(tiny_policy_fresh
         torch.manual_seed(2)
         rollouts.append(HFRollout(max_new_tokens=5, fast_decode=fast).generate(policy, prompts, 2))
     assert torch.equal(rollouts[0].completion_ids, rollouts[1].completion_ids)
+
+
+def test_bfloat16_policy_samples_its_own_distribution():
+    """A bf16 policy (plain key layout, fused attention): reported log-probs agree with the
+    textbook bf16 forward to bf16 resolution (its logits carry ~3 significant digits)."""
+    from speciarl.policy.loading import tiny_policy
+
+    torch.manual_seed(0)
+    policy = tiny_policy(warm_start=False, dtype="bfloat16")
+    assert unsupported_reason(policy.model, policy.encode_prompts(_samples())) is None
+    torch.manual_seed(1)
+    rollout = HFRollout(max_new_tokens=8, report_logprobs=True).generate(policy, _samples(), group_size=3)
+    assert rollout.sampler_logp.dtype == torch.float32
+    reference = _textbook_logprobs(policy, rollout, 1.0).float()
+    mask = rollout.completion_mask
+    assert (rollout.sampler_logp - reference)[mask].abs().max() < 0.1

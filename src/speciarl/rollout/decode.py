@@ -40,6 +40,10 @@ from speciarl.rollout.shared_prefill import prefill_backbone, prefill_prompts
 
 SAMPLERS = ("inverse_cdf", "multinomial")
 CHECK_EVERY = 8
+# Key layouts: transposed for one score matmul (float32 / float64), plain for the fused attention.
+TRANSPOSED_KEY_DTYPES = (torch.float32, torch.float64)
+# Largest layer (q, k, v, gate, up weights) whose projections are copied into fused matrices.
+FUSE_MAX_WEIGHTS = 1 << 22
 # Generation-config fields the loop applies itself, or that do not shape the distribution; any
 # other field set away from its default sends the call to ``generate``.
 HANDLED_SETTINGS = frozenset(
@@ -98,6 +102,7 @@ class _Decoder:
     head_dim: int
     scale: float
     fused: list  # per layer: _fused_weights or None
+    transposed_keys: bool = True
 
 
 def _parts(model: nn.Module, backbone: nn.Module) -> _Decoder | None:
@@ -134,15 +139,23 @@ def unsupported_reason(model: nn.Module, prompts: PromptBatch) -> str | None:
     return None
 
 
-def _kv_buffers(cache, group_size: int, width: int) -> list[tuple[Tensor, Tensor]]:
-    """Per layer, (keys, values) buffers [B*G, KV heads, width, head dim] holding the prefilled prompts."""
+def _kv_buffers(cache, group_size: int, width: int, transposed: bool) -> list[tuple[Tensor, Tensor]]:
+    """Per layer, (keys, values) buffers of ``width`` slots, B*G rows, holding the prefilled prompts.
+
+    Values are [B*G, KV heads, width, head dim]; keys the same, or [B*G, KV heads, head dim, width]
+    when ``transposed``.
+    """
     buffers = []
     for layer in cache.layers:
         b, heads, length, dim = layer.keys.shape
-        keys = layer.keys.new_empty(b * group_size, heads, dim, width)
-        keys.view(b, group_size, heads, dim, width)[..., :length] = layer.keys.transpose(2, 3)[:, None]
         values = layer.values.new_empty(b * group_size, heads, width, dim)
         values.view(b, group_size, heads, width, dim)[:, :, :, :length] = layer.values[:, None]
+        if transposed:
+            keys = layer.keys.new_empty(b * group_size, heads, dim, width)
+            keys.view(b, group_size, heads, dim, width)[..., :length] = layer.keys.transpose(2, 3)[:, None]
+        else:
+            keys = torch.empty_like(values)
+            keys.view(b, group_size, heads, width, dim)[:, :, :, :length] = layer.keys[:, None]
         buffers.append((keys, values))
     return buffers
 
@@ -163,13 +176,19 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 def _fused_weights(layer: nn.Module) -> tuple[Tensor, Tensor | None, Tensor] | None:
-    """(q|k|v weight, q|k|v bias, gate|up weight) of a layer of plain linears, for one matmul each."""
+    """(q|k|v weight, q|k|v bias, gate|up weight) of a small layer of plain linears, one matmul each.
+
+    Saves three calls a layer, which matters only where calls cost more than their arithmetic
+    (small layers); a large layer (or a LoRA-wrapped one) keeps its modules, as the copies would
+    cost gigabytes.
+    """
     attn, mlp = layer.self_attn, layer.mlp
     linears = (attn.q_proj, attn.k_proj, attn.v_proj, mlp.gate_proj, mlp.up_proj)
     if (
         any(type(m) is not nn.Linear for m in linears)
         or mlp.gate_proj.bias is not None
         or mlp.up_proj.bias is not None
+        or sum(m.weight.numel() for m in linears) > FUSE_MAX_WEIGHTS
     ):
         return None
     qkv = linears[:3]
@@ -177,6 +196,36 @@ def _fused_weights(layer: nn.Module) -> tuple[Tensor, Tensor | None, Tensor] | N
     if any(m.bias is not None for m in qkv):
         bias = torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in qkv])
     return torch.cat([m.weight for m in qkv]), bias, torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+
+
+def _attend(
+    parts: _Decoder,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    slot: int,
+    mask: Tensor | None,
+) -> Tensor:
+    """Write k, v at ``slot``; attention of the grouped queries q [N, KV heads, group, d] over slots 0..slot.
+
+    float32 / float64 keys are stored transposed ([N, KV heads, d, slots]) for one score matmul,
+    ~15% faster than scaled_dot_product_attention here; other dtypes (bf16, whose small batched
+    matmuls are slow on CPU) use it on the plain layout.
+    """
+    if parts.transposed_keys:
+        keys[:, :, :, slot] = k
+        values[:, :, slot] = v
+        scores = torch.matmul(q * parts.scale, keys[..., : slot + 1])
+        if mask is not None:
+            scores = scores + mask
+        return torch.matmul(torch.softmax(scores, -1), values[:, :, : slot + 1])
+    keys[:, :, slot] = k
+    values[:, :, slot] = v
+    return F.scaled_dot_product_attention(
+        q, keys[:, :, : slot + 1], values[:, :, : slot + 1], attn_mask=mask, scale=parts.scale
+    )
 
 
 def _step(
@@ -202,13 +251,8 @@ def _step(
             qkv = F.linear(x, fused[0], fused[1]).view(n, heads + 2 * kvh, d)
             qk = _rotate(qkv[:, : heads + kvh], cos, sin)
             q, k, v = qk[:, :heads], qk[:, heads:], qkv[:, heads + kvh :]
-        keys[:, :, :, slot] = k
-        values[:, :, slot] = v
         # Query head j uses KV head j // (heads / kv heads): the grouped queries attend together.
-        scores = torch.matmul(q.reshape(n, kvh, heads // kvh, d) * parts.scale, keys[..., : slot + 1])
-        if mask is not None:
-            scores = scores + mask
-        out = torch.matmul(torch.softmax(scores, -1), values[:, :, : slot + 1])
+        out = _attend(parts, q.reshape(n, kvh, heads // kvh, d), k, v, keys, values, slot, mask)
         h = h + attn.o_proj(out.reshape(n, heads * d))
         x = layer.post_attention_layernorm(h)
         if fused is None:
@@ -258,6 +302,40 @@ def _draw(scores: Tensor, settings: DecodeSettings) -> Tensor:
     return inverse_cdf_draw(probs, uniforms)
 
 
+@dataclass
+class _Prepared:
+    """The prefilled cache buffers and the per-row tables one decode call reads."""
+
+    parts: _Decoder
+    kv: list[tuple[Tensor, Tensor]]
+    first: Tensor  # [N] rotary position of each row's last prompt token
+    cos: Tensor
+    sin: Tensor
+    mask: Tensor | None  # [N, 1, 1, slots] additive, -inf on the prompts' left padding
+
+
+def _prepare(model: nn.Module, prompts: PromptBatch, group_size: int, new: int) -> _Prepared:
+    backbone = prefill_backbone(model, prompts)
+    parts = _parts(model, backbone) if backbone is not None else None
+    if parts is None:
+        raise ValueError(f"decode cannot run this model: {unsupported_reason(model, prompts)}")
+    cache, deltas = prefill_prompts(backbone, prompts)
+    dtype, width = cache.layers[0].values.dtype, prompts.input_ids.shape[1]
+    parts.transposed_keys = dtype in TRANSPOSED_KEY_DTYPES
+    parts.fused = [_fused_weights(layer) for layer in parts.text.layers]
+    kv = _kv_buffers(cache, group_size, width + new - 1, parts.transposed_keys)
+    # A row's last prompt token sits at its index among the real tokens, shifted by the image
+    # tokens' grid positions (the rope deltas).
+    first = (prompts.attention_mask.sum(-1) - 1 + deltas.view(-1)).repeat_interleave(group_size)
+    cos, sin = _rope_tables(parts.text.rotary_emb, int(first.max()) + new, dtype)
+    mask = None
+    if not bool(prompts.attention_mask.bool().all()):
+        mask = torch.zeros(first.shape[0], 1, 1, width + new - 1, dtype=dtype, device=first.device)
+        padding = ~prompts.attention_mask.bool().repeat_interleave(group_size, 0)
+        mask[:, 0, 0, :width].masked_fill_(padding, float("-inf"))
+    return _Prepared(parts, kv, first, cos, sin, mask)
+
+
 @torch.no_grad()
 def decode(
     model: nn.Module,
@@ -272,43 +350,25 @@ def decode(
     ``unsupported_reason`` first; the model must be in eval mode. ``check_every``: tokens between
     checks whether every row has ended (None: 1 on CPU, ``CHECK_EVERY`` elsewhere).
     """
-    backbone = prefill_backbone(model, prompts)
-    parts = _parts(model, backbone) if backbone is not None else None
-    if parts is None:
-        raise ValueError(f"decode cannot run this model: {unsupported_reason(model, prompts)}")
-    cache, deltas = prefill_prompts(backbone, prompts)
-    width, new = prompts.input_ids.shape[1], settings.max_new_tokens
-    kv = _kv_buffers(cache, group_size, width + new - 1)
-    del cache
+    new, width = settings.max_new_tokens, prompts.input_ids.shape[1]
+    prep = _prepare(model, prompts, group_size, new)
     device = prompts.input_ids.device
-    real = prompts.attention_mask.sum(-1)
-    # Rotary position of each row's last prompt token (fed at the first step): its index among
-    # the real tokens, shifted by the image tokens' grid positions.
-    first = (real - 1 + deltas.view(-1)).repeat_interleave(group_size)
-    cos_table, sin_table = _rope_tables(parts.text.rotary_emb, int(first.max()) + new, kv[0][1].dtype)
-    dtype = kv[0][1].dtype
-    mask = None  # additive: -inf on the prompts' left padding
-    if not bool(prompts.attention_mask.bool().all()):
-        mask = torch.zeros(first.shape[0], 1, 1, kv[0][1].shape[2], dtype=dtype, device=device)
-        padding = ~prompts.attention_mask.bool().repeat_interleave(group_size, 0)
-        mask[:, 0, 0, :width].masked_fill_(padding, float("-inf"))
-    parts.fused = [_fused_weights(layer) for layer in parts.text.layers]
     suppress = torch.as_tensor(settings.suppress_ids, device=device) if settings.suppress_ids else None
     tokens = prompts.input_ids[:, -1].repeat_interleave(group_size)
     out = torch.full((tokens.shape[0], new), settings.pad_id, dtype=torch.long, device=device)
-    report = settings.report_logprobs and not settings.greedy
     # Scores in float32 as generate's (float64 for a float64 model, as the exactness tests run).
-    score_dtype = torch.float64 if kv[0][1].dtype == torch.float64 else torch.float32
+    score_dtype = torch.float64 if prep.cos.dtype == torch.float64 else torch.float32
+    report = settings.report_logprobs and not settings.greedy
     logp = torch.zeros(out.shape, dtype=score_dtype, device=device) if report else None
     unfinished = torch.ones_like(tokens, dtype=torch.bool)
     if check_every is None:
         check_every = 1 if device.type == "cpu" else CHECK_EVERY
     steps = new
     for t in range(new):
-        slot = width - 1 + t
-        position = first + t
-        cos, sin = cos_table[position].unsqueeze(1), sin_table[position].unsqueeze(1)
-        logits = _step(parts, tokens, kv, slot, cos, sin, None if mask is None else mask[..., : slot + 1])
+        slot, position = width - 1 + t, prep.first + t
+        mask = None if prep.mask is None else prep.mask[..., : slot + 1]
+        cos, sin = prep.cos[position].unsqueeze(1), prep.sin[position].unsqueeze(1)
+        logits = _step(prep.parts, tokens, prep.kv, slot, cos, sin, mask)
         scores = _scores(logits.to(score_dtype, copy=True), settings, t, suppress)
         tokens = torch.where(unfinished, _draw(scores, settings), settings.pad_id)
         out[:, t] = tokens
