@@ -10,7 +10,9 @@ exponential variate per vocabulary entry. Here, on the same weights and the same
 * a step calls the text decoder's own modules (norms, projections, MLP, LM head; LoRA layers
   too) in the order of the HF forward, with rotary angles read from a table (a text token's
   three multimodal positions are equal, so its rope is the plain one) and the query heads that
-  share a KV head attending together, so the cache is never repeated;
+  share a KV head attending together, so the cache is never repeated; a small layer of plain
+  linears runs q|k|v and gate|up as one matmul each (``_fused_weights``), and float32 keys are
+  stored transposed for a single score matmul (``_attend``);
 * the logits are processed as ``generate`` does (suppressed tokens, ``min_new_tokens``,
   temperature, then top-p with transformers' own warper) and drawn by ``sampler``:
   ``"multinomial"`` is generate's own draw (the same samples for a seed), ``"inverse_cdf"`` one
