@@ -83,7 +83,7 @@ class DecodeSettings:
     greedy: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
-    sampler: str = "inverse_cdf"
+    sampler: str = "multinomial"
     report_logprobs: bool = False
 
     def __post_init__(self) -> None:

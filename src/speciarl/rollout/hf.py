@@ -49,7 +49,7 @@ class HFRollout(RolloutBackend):
         share_prefill: bool = True,
         report_logprobs: bool = False,
         fast_decode: bool = True,
-        sampler: str = "inverse_cdf",
+        sampler: str = "multinomial",
     ):
         if max_new_tokens <= 0:
             raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
