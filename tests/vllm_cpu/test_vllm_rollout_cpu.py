@@ -130,3 +130,12 @@ def test_training_end_to_end_logs_the_mismatch(tmp_path, lora):
         print(f"step mismatch: mean {mean:.2e}, max {largest:.2e}", file=sys.stderr)
         # the engine follows the policy after every optimiser step: step 2 agrees as step 1 does
         assert 0.0 <= mean <= largest < AGREE
+
+
+def test_a_foreign_worker_extension_is_refused():
+    from speciarl.rollout.vllm import WORKER_EXTENSION, VLLMRollout
+
+    # the rollout's own extension repacks a tied LM head after each reload; replacing it would
+    # silently bring back the stale head on CPU
+    with pytest.raises(ValueError, match=WORKER_EXTENSION.replace(".", r"\.")):
+        VLLMRollout(engine_kwargs={"worker_extension_cls": "my.Extension"})
