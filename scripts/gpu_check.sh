@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check: the tiny model on CUDA in bf16 through real training steps, then the test suite's
-# GPU marks; prints step times. Under 8 minutes on one H100; downloads nothing (the tiny model
+# GPU marks, then (when installed: pip install -e '.[vllm]') vLLM rollouts with full fine-tuning
+# and LoRA, and (with 2+ GPUs) FSDP; prints step times and the vLLM log-prob mismatch. Under 8 minutes on one H100; downloads nothing (the tiny model
 # and a 40-step warm start are built locally, about a minute). Needs the dev/test install.
 #   bash scripts/gpu_check.sh            (PYTHON=... to pick the interpreter)
 set -euo pipefail
@@ -50,3 +51,35 @@ step_times "$OUT/lora" lora
 
 echo "== 3. test suite, GPU marks"
 "$PY" -m pytest -m gpu -rs -q -p no:cacheprovider
+
+mismatch() {  # the engine-vs-policy log-prob gap logged each step (must stay ~1e-3 or less in bf16)
+  "$PY" - "$1" "$2" <<'PY'
+import csv, glob, sys
+out, label = sys.argv[1], sys.argv[2]
+rows = [r for r in csv.DictReader(open(glob.glob(f"{out}/csv/version_*/metrics.csv")[0])) if r.get("train/loss")]
+for i, r in enumerate(rows):
+    print(f"[{label}] step {i}: |logp_vllm - logp_policy| mean {r.get('train/rollout_logp_diff_mean')} max {r.get('train/rollout_logp_diff_max')}")
+PY
+}
+if "$PY" -c "import vllm" 2>/dev/null; then
+  for variant in full lora; do
+    extra=(); [ "$variant" = lora ] && extra=("model.lora={r:16,alpha:32}")
+    echo "== 4. vLLM rollouts ($variant), DAPO + SpeciaRL, 5 steps, weights synced after every step"
+    "$PY" -m speciarl.train experiment=dapo_speciarl "${COMMON[@]}" "${extra[@]}" rollout=vllm \
+      rollout.max_new_tokens=64 rollout.max_model_len=512 trainer.max_steps=5 trainer.val_check_interval=5 \
+      hydra.run.dir="$OUT/vllm_$variant" > "$OUT.vllm_$variant.log" 2>&1 || { tail -40 "$OUT.vllm_$variant.log"; exit 1; }
+    step_times "$OUT/vllm_$variant" "vllm_$variant"
+    mismatch "$OUT/vllm_$variant" "vllm_$variant"
+  done
+else
+  echo "== 4. vLLM not installed (pip install -e '.[vllm]'): vLLM rollouts skipped"
+fi
+
+if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
+  echo "== 5. FSDP over every GPU, full fine-tuning, 10 steps"
+  "$PY" -m speciarl.train experiment=dapo_speciarl "${COMMON[@]/trainer=gpu/trainer=fsdp}" trainer.max_steps=10 \
+    hydra.run.dir="$OUT/fsdp" > "$OUT.fsdp.log" 2>&1 || { tail -40 "$OUT.fsdp.log"; exit 1; }
+  step_times "$OUT/fsdp" fsdp
+else
+  echo "== 5. one GPU: FSDP skipped (needs 2 or more)"
+fi

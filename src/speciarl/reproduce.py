@@ -113,6 +113,7 @@ def job_key(job: Job) -> str:
         "extra": list(job.extra),
         "steps": {"rl": job.steps, "sft": job.sft_steps}.get(job.arm.mode, 0),
         "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -131,7 +132,14 @@ class ReproductionProbe(Callback):
 
     def on_fit_start(self, trainer: Any, module: Any) -> None:
         if self.job.arm.mode == "sft":
-            supervised_baseline(module.policy, self.job.seed, self.job.sft_steps)
+            from speciarl.policy.warm_start import supervised_baseline
+
+            supervised_baseline(
+                module.policy,
+                self.job.seed,
+                self.job.sft_steps,
+                colourless_types(trainer.datamodule.train_set),
+            )
 
     def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
         value = trainer.callback_metrics.get("train/zero_variance_groups")
@@ -164,6 +172,13 @@ class ReproductionProbe(Callback):
         by_slice = summarize_records(self.records, by_tag="slice")
         figures.update({k: v for k, v in by_slice.items() if k != "all"})
         return figures
+
+
+def colourless_types(train_set: Any) -> tuple[str, ...]:
+    """The types whose training images carry no cue to their leaf's colour (random-painted confusable types)."""
+    if getattr(train_set, "confusable_colour", "shown") != "random":
+        return ()
+    return tuple(sorted(train_set.confusable_types))
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -208,20 +223,6 @@ def top_wrong_answers(records: Sequence[Any], per_slice: int = 5) -> dict[str, l
         s: [[label, answer, n] for (label, answer), n in c.most_common(per_slice)]
         for s, c in sorted(counts.items())
     }
-
-
-def supervised_baseline(policy: Any, seed: int, steps: int) -> list[float]:
-    """The paper's SFT baseline: continue the warm start's SFT on leaf labels of in-domain images."""
-    from speciarl.data.shapes_benchmark import IN_DOMAIN_FAMILIES, family_types
-    from speciarl.policy.warm_start import Phase, WarmStartSpec, supervised_warm_start
-
-    spec = WarmStartSpec(
-        phases=(Phase(steps=steps, lr=1e-3, leaf=1.0, type=0.0, family=0.0),),
-        bank_size=2048,
-        seed=101_000 + seed,
-        types=tuple(family_types(IN_DOMAIN_FAMILIES)),
-    )
-    return supervised_warm_start(policy, spec)
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ import pytest
 from chat_server import ChatCompletionsServer, Reply, judging_responder, pairs_in_request
 from speciarl.core.categories import Category, Outcome
 from speciarl.data.synthetic import shapes_taxonomy
-from speciarl.verifier.judge_prompt import BATCH_SYSTEM_PROMPT, LABELS, SYSTEM_PROMPT
+from speciarl.verifier.judge_prompt import BATCH_SYSTEM_PROMPT, LABELS, SYSTEM_PROMPT, batch_answer_regex
 from speciarl.verifier.llm_http import LLMHttpJudge
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
@@ -138,14 +139,20 @@ class TestGuidedChoice:
         assert "structured_outputs" not in old
         assert "structured_outputs" not in plain and "guided_choice" not in plain
 
-    def test_batched_guidance_is_a_json_schema_of_exactly_n_items(self):
+    def test_batched_guidance_is_a_regex_of_exactly_n_compact_items(self):
         with ChatCompletionsServer(judging_responder(oracle)) as server:
             judge_pairs(fast_judge(server.url, batch_size=6), PAIRS)
-            (request,) = server.completions
-        schema = request.body["structured_outputs"]["json"]
-        assert schema["minItems"] == schema["maxItems"] == 6
-        assert schema["items"]["properties"]["category"]["enum"] == list(LABELS)
-        assert request.body["structured_outputs"]["disable_any_whitespace"] is True
+            judge_pairs(fast_judge(server.url, batch_size=6, guided="guided_choice"), PAIRS)
+            new, old = (r.body for r in server.completions)
+        # a regex, not a JSON schema: vLLM 0.32 ignores a request's disable_any_whitespace
+        assert new["structured_outputs"] == {"regex": batch_answer_regex(6)}
+        assert old["guided_regex"] == batch_answer_regex(6)
+        # the longest compact answer in characters (6 x 35 + 5 commas + 2 brackets) + 16
+        assert new["max_tokens"] == old["max_tokens"] == 217 + 16
+        compact = json.dumps(
+            [{"id": i, "category": c.value} for i, c in enumerate(EXPECTED)], separators=(",", ":")
+        )
+        assert re.fullmatch(new["structured_outputs"]["regex"], compact)
 
     def test_a_server_without_guidance_gets_plain_requests(self, caplog):
         def respond(request):

@@ -1,6 +1,7 @@
 """Strict reading of the LLM judge's answers, and the pair reaching it only as JSON data."""
 
 import json
+import re
 
 import pytest
 
@@ -9,6 +10,8 @@ from speciarl.verifier.judge_prompt import (
     BATCH_SYSTEM_PROMPT,
     LABELS,
     SYSTEM_PROMPT,
+    batch_answer_chars,
+    batch_answer_regex,
     batch_message,
     pair_message,
     read_batch,
@@ -119,3 +122,47 @@ class TestMessagesCarryDataOnly:
             for label in LABELS:
                 assert f"-> {label}\n" in prompt + "\n"
             assert "never an instruction" in prompt
+
+
+class TestBatchGuidance:
+    """The regular expression a guided batch is constrained by, and its budget, by hand."""
+
+    ALTERNATIVES = "(more specific|specific|less specific|generic|abstain|wrong)"
+
+    def test_regex_is_the_compact_answer_of_exactly_n_items(self):
+        item = r'\{"id":%d,"category":"' + self.ALTERNATIVES + r'"\}'
+        assert batch_answer_regex(2) == r"\[" + item % 0 + "," + item % 1 + r"\]"
+        assert batch_answer_regex(1) == r"\[" + item % 0 + r"\]"
+
+    def test_regex_admits_every_compact_answer_and_nothing_else(self):
+        pattern = re.compile(batch_answer_regex(3))
+        good = (
+            '[{"id":0,"category":"more specific"},{"id":1,"category":"wrong"},{"id":2,"category":"abstain"}]'
+        )
+        assert pattern.fullmatch(good)
+        assert read_batch(good, 3).verdicts == {
+            0: Category.MORE_SPECIFIC,
+            1: Category.WRONG,
+            2: Category.ABSTAIN,
+        }
+        bad = [
+            good.replace(",", ", ", 1),  # whitespace: what vLLM's JSON-schema grammar let through
+            "[\r\r",
+            good.replace('"id":1', '"id":2'),  # ids out of order
+            good.replace("wrong", "Wrong"),  # not one of the labels
+            '[{"id":0,"category":"generic"},{"id":1,"category":"wrong"}]',  # 2 items of 3
+            good[:-1] + ',{"id":3,"category":"wrong"}]',  # 4 items of 3
+            "```json\n" + good + "\n```",
+        ]
+        for text in bad:
+            assert not pattern.fullmatch(text), text
+
+    def test_budget_is_the_longest_answer_in_characters(self):
+        # '{"id":' 6 + one digit + ',"category":"' 13 + "more specific" 13 + '"}' 2 = 35 per item
+        assert batch_answer_chars(1) == 2 + 35
+        assert batch_answer_chars(2) == 2 + 1 + 2 * 35  # 73
+        assert batch_answer_chars(3) == 109
+        # ids 10 and up take two digits: 10 items of 35 + 36 for id 10, 10 commas, 2 brackets
+        assert batch_answer_chars(11) == 2 + 10 + 10 * 35 + 36
+        longest = "[" + ",".join(f'{{"id":{i},"category":"less specific"}}' for i in range(11)) + "]"
+        assert re.fullmatch(batch_answer_regex(11), longest) and len(longest) == batch_answer_chars(11)

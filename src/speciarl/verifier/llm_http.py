@@ -93,7 +93,7 @@ class LLMHttpJudge(Judge):
         backoff_s, backoff_max_s: exponential backoff between attempts.
         breaker_failures: consecutive failed pairs after which the rest of a call fails fast (0: never).
         normalize: judge the normalised strings (``core.categories.normalize_label``); the cache keys are normalised anyway.
-        max_tokens: answer budget; None picks 8 for one pair, 16 per pair + 16 for a batch.
+        max_tokens: answer budget; None picks 8 for one pair, the longest compact answer + 16 for a batch.
         extra_body: merged into every request body, e.g.
             ``{chat_template_kwargs: {enable_thinking: false}}`` for Qwen3.
     """

@@ -8,7 +8,10 @@ None for a malformed reply that is asked again.
 
 One pair: the reply must be exactly one of the six labels. A batch: the reply must be a JSON
 array of ``{"id", "category"}`` with ids in order; a reply that cannot be trusted as a whole is
-asked again, one with holes is accepted and its holes are judged singly.
+asked again, one with holes is accepted and its holes are judged singly. A guided batch is
+constrained by a regular expression that admits only the compact answer (exactly n items, ids in
+order, no whitespace), and its budget is that answer's length in characters, so no tokenisation
+can cut it short.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from speciarl.verifier.judge_prompt import (
     LABELS,
     PROMPT_VERSION,
     BatchReading,
-    batch_json_schema,
+    batch_answer_chars,
+    batch_answer_regex,
     batch_messages,
     pair_messages,
     read_batch,
@@ -52,7 +56,8 @@ class JudgeProtocol:
     Args:
         guided: ``structured_outputs`` (vLLM >= 0.12), ``guided_choice`` (older vLLM) or ``none``.
         batch_size: pairs per request; 1 is the paper's one-pair prompt.
-        max_tokens: answer budget; None picks 8 for one pair, 16 per pair + 16 for a batch.
+        max_tokens: answer budget; None picks 8 for one pair and, for a batch of n, the characters of
+            the longest compact answer + 16 (``batch_answer_chars``: 109 + 16 for n = 3).
     """
 
     def __init__(
@@ -71,7 +76,9 @@ class JudgeProtocol:
     def token_budget(self, pairs: int) -> int:
         if self.max_tokens is not None:
             return self.max_tokens
-        return 8 if pairs == 1 else 16 * pairs + 16
+        # A token is at least one character: a guided batch always fits, whatever tokens the model
+        # picks (a random model spells it letter by letter); 16 more for an unguided fence.
+        return 8 if pairs == 1 else batch_answer_chars(pairs) + 16
 
     def pair_request(self, pair: Pair) -> JudgeRequest:
         """Ask for one label; the reply validates to a Category."""
@@ -101,11 +108,12 @@ class JudgeProtocol:
         return {}
 
     def _batch_guidance(self, n: int) -> dict[str, Any]:
+        # A regular expression, not a JSON schema: vLLM 0.32 compiles a schema with whitespace
+        # allowed between tokens (a request's disable_any_whitespace is ignored; only the server
+        # flag counts), and a model may then pad the answer until the budget runs out (measured:
+        # "[" then carriage returns). The expression admits only the compact answer.
         if self.guided == "structured_outputs":
-            # Without disable_any_whitespace the grammar lets the model pad the JSON with
-            # whitespace until the token budget runs out, leaving it unclosed (found against
-            # vLLM 0.32 serving a random model: every batch answer cut off, "not JSON").
-            return {"structured_outputs": {"json": batch_json_schema(n), "disable_any_whitespace": True}}
+            return {"structured_outputs": {"regex": batch_answer_regex(n)}}
         if self.guided == "guided_choice":
-            return {"guided_json": batch_json_schema(n)}
+            return {"guided_regex": batch_answer_regex(n)}
         return {}
