@@ -18,6 +18,7 @@ from speciarl.policy.loading import apply_lora
 from speciarl.rollout import decode as decode_module
 from speciarl.rollout.decode import DecodeSettings, decode, inverse_cdf_draw, unsupported_reason
 from speciarl.rollout.hf import HFRollout
+from textbook_forward import textbook_logprobs
 
 LOGP_TOL = 1e-5
 TEXTBOOK_TOL = 1e-10
@@ -119,22 +120,11 @@ def policy64(tiny_policy_fresh):
 
 def _textbook_logprobs(policy, rollout, temperature: float) -> torch.Tensor:
     """Every row's full sequence through the stock forward; log p of each sampled token."""
-    p, ids, mask = rollout.prompts, rollout.completion_ids, rollout.completion_mask
-    model = policy.model
-    model.eval()
+    policy.model.eval()
     with torch.no_grad():
-        logits = model(
-            input_ids=torch.cat([p.input_ids, ids], 1),
-            attention_mask=torch.cat([p.attention_mask, mask.long()], 1),
-            mm_token_type_ids=torch.cat([p.mm_token_type_ids, torch.zeros_like(ids)], 1),
-            pixel_values=p.pixel_values,
-            image_grid_thw=p.image_grid_thw,
-            use_cache=False,
-        ).logits
-    model.train()
-    logits = logits[:, p.input_ids.shape[1] - 1 : -1] / temperature
-    logits[..., policy.suppress_ids] = float("-inf")
-    return torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+        logp = textbook_logprobs(policy, rollout, temperature)
+    policy.model.train()
+    return logp
 
 
 @pytest.mark.parametrize(

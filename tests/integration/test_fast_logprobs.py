@@ -16,6 +16,7 @@ from speciarl.policy.loading import apply_lora
 from speciarl.policy.policy import Rollout, token_logprobs
 from speciarl.policy.shared_images import distinct_image_index, image_inputs
 from speciarl.policy.shared_prompts import prompt_owner, shared_prompt_hidden
+from textbook_forward import textbook_logprobs
 
 VALUE_TOL = 1e-12
 GRAD_RTOL = 1e-6
@@ -28,21 +29,8 @@ def policy64(tiny_policy_fresh):
 
 
 def _reference_logprobs(policy, rollout: Rollout) -> torch.Tensor:
-    p = rollout.prompts
-    ids, mask = rollout.completion_ids, rollout.completion_mask
-    out = policy.model(
-        input_ids=torch.cat([p.input_ids, ids], 1),
-        attention_mask=torch.cat([p.attention_mask, mask.long()], 1),
-        mm_token_type_ids=torch.cat([p.mm_token_type_ids, torch.zeros_like(ids)], 1),
-        pixel_values=p.pixel_values,
-        image_grid_thw=p.image_grid_thw,
-        use_cache=False,
-    )
-    prompt_len = p.input_ids.shape[1]
-    logits = out.logits[:, prompt_len - 1 : -1].clone()
-    logits[..., policy.suppress_ids] = float("-inf")
-    logp = torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    return torch.where(mask, logp, torch.zeros_like(logp))
+    logp = textbook_logprobs(policy, rollout)
+    return torch.where(rollout.completion_mask, logp, torch.zeros_like(logp))
 
 
 def _rollout(policy, samples, group_size: int, lengths: list[int], width: int) -> Rollout:
