@@ -31,10 +31,10 @@ class HFRollout(RolloutBackend):
             (same samples, faster; ``shared_prefill``); False uses the stock
             ``num_return_sequences`` expansion. The own loop always prefills once per prompt.
         fast_decode: use our decode loop where it applies (False: always ``generate``).
-        sampler: how the own loop draws a token: ``"inverse_cdf"`` (one uniform per row: the
-            same distribution as ``generate``, other samples for a seed) or ``"multinomial"``
-            (``generate``'s own draw: the same samples for a seed, one exponential variate per
-            vocabulary entry).
+        sampler: how the own loop draws a token: ``"multinomial"`` (the default: ``generate``'s own
+            draw, so the same samples for a seed and every recorded run regenerates; one
+            exponential variate per vocabulary entry) or ``"inverse_cdf"`` (one uniform per row:
+            the same distribution as ``generate``, other samples for a seed, faster).
         report_logprobs: record the log-prob of every sampled token under the distribution it
             was drawn from (``Rollout.sampler_logp``: the train/inference mismatch is logged and
             ``algorithm.rollout_is_cap`` can correct it); one log-softmax per decoding step.
