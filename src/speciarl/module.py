@@ -32,6 +32,7 @@ from speciarl.rl.step_metrics import StepMetrics, UpdateSums
 from speciarl.rl.update import PolicyUpdate, TrainBatch
 from speciarl.runs.callbacks import CompletionTable, completion_rows
 from speciarl.runs.distributed import gather_objects, global_rank, rng_state, set_rng_state, world_size
+from speciarl.runs.host_memory import retain_freed_memory
 from speciarl.verifier.failure_guard import EmptyBatchGuard, JudgeFailureGuard, JudgeFailureRateExceeded
 from speciarl.verifier.step_stats import sum_judge_stats
 
@@ -65,6 +66,8 @@ class SpeciaRLModule(LightningModule):
         logprob_token_budget: most tokens (rows x padded positions) per log-prob forward; larger
             batches are cut into micro-batches whose gradients add up to the unbatched one
             (None: one pass per mini-batch).
+        retain_host_memory: on CPU, keep freed memory in the process between steps instead of
+            returning it to the OS (``runs.host_memory``): no page faults after the first step.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class SpeciaRLModule(LightningModule):
         logprob_token_budget: int | None = None,
         max_empty_batch_share: float = 0.5,
         empty_batch_window: int = 20,
+        retain_host_memory: bool = True,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -106,6 +110,7 @@ class SpeciaRLModule(LightningModule):
             judge_max_failure_rate, judge_failure_window, judge_failure_min_verdicts
         )
         self.empty_batches = EmptyBatchGuard(max_empty_batch_share, empty_batch_window)
+        self.retain_host_memory = retain_host_memory
         totals = (
             (*TOTALS, "ds_round_limit_hits", "ds_empty_steps")
             if algorithm.dynamic_sampling.enabled
@@ -146,6 +151,8 @@ class SpeciaRLModule(LightningModule):
             # own stream, or all ranks would draw the same random numbers for their rollouts.
             torch.manual_seed(torch.initial_seed() + global_rank())
         self.updater.to(self.device)
+        if self.retain_host_memory and self.device.type == "cpu":
+            retain_freed_memory()
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # Samples hold PIL images and tags: nothing to move, and the batch keeps its skip count.

@@ -4,7 +4,9 @@
   stock path, the same number of random numbers used (the global RNG state after the call is
   equal) and reported log-probs equal to generate's to 1e-5 in float32 (measured ~1e-6); with
   left-padded prompts of two lengths, LoRA, temperature + top-p, min_new_tokens and greedy.
-* With the default ``sampler="inverse_cdf"`` (other samples for a seed), the log-prob it reports
+  Its draw (``exponential_race``) is torch.multinomial's, vectorised: the same tokens and the same
+  generator state after it, bitwise, over many seeds and shapes.
+* With the opt-in ``sampler="inverse_cdf"`` (other samples for a seed), the log-prob it reports
   for every sampled token equals the textbook computation in float64 to 1e-10: every row's full
   sequence through the stock forward, suppressed tokens masked, temperature, log_softmax. The
   draw itself is checked on hand-worked cumulative sums and by frequencies.
@@ -16,7 +18,13 @@ import torch
 from speciarl.data.synthetic import SyntheticShapes
 from speciarl.policy.loading import apply_lora
 from speciarl.rollout import decode as decode_module
-from speciarl.rollout.decode import DecodeSettings, decode, inverse_cdf_draw, unsupported_reason
+from speciarl.rollout.decode import (
+    DecodeSettings,
+    decode,
+    exponential_race,
+    inverse_cdf_draw,
+    unsupported_reason,
+)
 from speciarl.rollout.hf import HFRollout
 from textbook_forward import textbook_logprobs
 
@@ -153,6 +161,32 @@ def test_reported_logprobs_equal_the_textbook_forward_in_float64(
     mask = rollout.completion_mask
     assert mask.sum() > 40
     assert (rollout.sampler_logp - reference)[mask].abs().max() < TEXTBOOK_TOL
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (7, 3), (128, 502), (3, 4096)])
+def test_exponential_race_is_multinomials_draw(shape):
+    for seed in range(40):
+        gen = torch.Generator().manual_seed(1000 + seed)
+        logits = torch.randn(shape, generator=gen) * (1 + seed % 4) * 2
+        logits[:, :: max(2, shape[1] // 3)] = float("-inf")  # zero-probability tokens
+        logits[0, 0] = 0.0  # at least one finite entry in row 0
+        probs = torch.softmax(logits, -1)
+        torch.manual_seed(seed)
+        expected = torch.multinomial(probs, num_samples=1).squeeze(1)
+        state = torch.get_rng_state()
+        torch.manual_seed(seed)
+        drawn = exponential_race(probs)
+        assert torch.equal(drawn, expected), (shape, seed)
+        assert torch.equal(torch.get_rng_state(), state), "a different number of random numbers"
+        assert bool(probs.gather(1, drawn[:, None]).gt(0).all()), "a zero-probability token"
+
+
+def test_exponential_race_refuses_nan_rows_as_multinomial_does():
+    probs = torch.tensor([[0.5, 0.5, 0.0], [0.2, float("nan"), 0.8]])
+    with pytest.raises(RuntimeError, match="nan"):
+        exponential_race(probs)
+    with pytest.raises(RuntimeError):
+        torch.multinomial(probs, 1)
 
 
 def test_inverse_cdf_draw_on_hand_worked_sums():

@@ -15,6 +15,7 @@ from speciarl.data.synthetic import SyntheticShapes
 from speciarl.policy.loading import apply_lora
 from speciarl.policy.policy import Rollout, token_logprobs
 from speciarl.policy.shared_images import distinct_image_index, image_inputs
+from speciarl.policy import shared_prompts
 from speciarl.policy.shared_prompts import prompt_owner, shared_prompt_hidden
 from textbook_forward import textbook_logprobs
 
@@ -26,6 +27,20 @@ GRAD_RTOL = 1e-6
 def policy64(tiny_policy_fresh):
     tiny_policy_fresh.model.double()
     return tiny_policy_fresh
+
+
+@pytest.fixture
+def completion_calls(monkeypatch):
+    """The ``prompt_valid`` argument of every call of the hand-written completion pass."""
+    calls = []
+    real = shared_prompts.completion_hidden
+
+    def spy(text, prompt_kv, ids, positions, prompt_valid):
+        calls.append(prompt_valid)
+        return real(text, prompt_kv, ids, positions, prompt_valid)
+
+    monkeypatch.setattr(shared_prompts, "completion_hidden", spy)
+    return calls
 
 
 def _reference_logprobs(policy, rollout: Rollout) -> torch.Tensor:
@@ -105,7 +120,8 @@ def _prompt_dict(rollout):
     }
 
 
-def test_shared_prompt_pass_equals_plain_pass(policy64):
+def test_shared_prompt_pass_equals_plain_pass(policy64, completion_calls):
+    """Unpadded prompts: the completion pass runs with no mask (the fused kernel's causal mask)."""
     policy = policy64
     data = SyntheticShapes(2, seed=3)
     rollout = _rollout(policy, [data[0], data[1]], group_size=3, lengths=[5, 2, 7, 7, 1, 4], width=7)
@@ -114,6 +130,7 @@ def test_shared_prompt_pass_equals_plain_pass(policy64):
         model.model, model, _prompt_dict(rollout), rollout.completion_ids, rollout.completion_mask
     )
     assert hidden is not None and hidden.shape[:2] == (6, 7), "the shared-prompt path should be taken"
+    assert completion_calls == [None], "the hand-written completion pass should run, maskless"
     _assert_same(policy, rollout)
 
 
@@ -136,7 +153,7 @@ def test_shared_images_pass_equals_plain_pass(policy64):
     _assert_same(policy, rollout)
 
 
-def test_trimmed_padding_equals_plain_pass(policy64):
+def test_trimmed_padding_equals_plain_pass(policy64, completion_calls):
     """Prompts of different lengths (32 px and 48 px images) and completions shorter than their width."""
     policy = policy64
     small = SyntheticShapes(1, seed=4, image_size=32)[0]
@@ -144,6 +161,8 @@ def test_trimmed_padding_equals_plain_pass(policy64):
     rollout = _rollout(policy, [big, small], group_size=2, lengths=[3, 2, 4, 1], width=9)
     assert not rollout.prompts.attention_mask.bool().all(), "the 32 px prompt should be left-padded"
     _assert_same(policy, rollout)
+    # The completion pass ran with the prompts' padding as its mask.
+    assert completion_calls and completion_calls[0] is not None and not completion_calls[0].all()
     # Only the short prompt's rows: leading columns are padding in every row and get cut.
     _assert_same(policy, rollout.select([2, 3]))
 
@@ -189,3 +208,26 @@ def test_lora_reference_pass_through_the_shared_prompt_path(policy64):
             reference = token_logprobs(model, rollout, policy.suppress_ids)
     assert torch.allclose(reference, base_logp, atol=VALUE_TOL, rtol=0)
     assert (adapted - base_logp).abs().max() > 1e-4, "the adapter should change the policy"
+
+
+def test_lora_gradients_through_the_completion_pass(policy64, completion_calls):
+    """A LoRA policy trained on the fast path: the adapters' gradients equal the textbook pass's."""
+    policy = policy64
+    policy.model = apply_lora(policy.model, r=4, alpha=8)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    data = SyntheticShapes(2, seed=10)
+    rollout = _rollout(policy, [data[0], data[1]], group_size=3, lengths=[6, 2, 5, 6, 1, 3], width=6)
+    fast, fast_grads = _values_and_grads(
+        policy, lambda r: token_logprobs(policy.model, r, policy.suppress_ids), rollout
+    )
+    ref, ref_grads = _values_and_grads(policy, lambda r: _reference_logprobs(policy, r), rollout)
+    assert completion_calls, "the hand-written completion pass should run for a LoRA policy"
+    assert torch.allclose(fast, ref, atol=VALUE_TOL, rtol=0), (fast - ref).abs().max()
+    lora = [n for n in ref_grads if "lora_" in n]
+    assert lora and fast_grads.keys() == ref_grads.keys()
+    for name in lora:
+        scale = ref_grads[name].abs().max().clamp(min=1e-6)
+        assert (fast_grads[name] - ref_grads[name]).abs().max() <= GRAD_RTOL * scale, name

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from speciarl.policy.completion_pass import completion_hidden, unsupported_decoder_reason
 from speciarl.policy.shared_images import distinct_image_index, image_inputs
 
 
@@ -125,7 +126,12 @@ def shared_prompt_hidden(
     )
     # The last prompt position predicts the first completion token.
     hidden = [prompt_out.last_hidden_state[:, -1:][owner_index]]
-    if width > 1:
+    if width > 1 and unsupported_decoder_reason(text := getattr(decoder, "language_model", None)) is None:
+        # Each row's prompt keys and values (autograd-tracked gathers) and its completion tokens.
+        kv = [(layer.keys[owner_index], layer.values[owner_index]) for layer in cache.layers]
+        valid = None if bool(attention.bool().all()) else attention.bool()
+        hidden.append(completion_hidden(text, kv, ids[:, :-1], positions[:, :, prompt_len:-1], valid))
+    elif width > 1:
         cache.batch_select_indices(owner_index)
         completion_out = decoder(
             input_ids=ids[:, :-1],

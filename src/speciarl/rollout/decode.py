@@ -15,7 +15,8 @@ exponential variate per vocabulary entry. Here, on the same weights and the same
   stored transposed for a single score matmul (``_attend``);
 * the logits are processed as ``generate`` does (suppressed tokens, ``min_new_tokens``,
   temperature, then top-p with transformers' own warper) and drawn by ``sampler``:
-  ``"multinomial"`` is generate's own draw (the same samples for a seed), ``"inverse_cdf"`` one
+  ``"multinomial"`` is generate's own draw, vectorised on CPU (``exponential_race``: the same
+  samples for a seed), ``"inverse_cdf"`` one
   uniform per row against the float64 cumulative probabilities (the same distribution, for
   ~1/500 of the random numbers; other samples than generate's for a seed);
 * a finished row is fed the pad token, as in ``generate``, and the loop ends once every row has
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from speciarl.policy.completion_pass import rotate, unsupported_decoder_reason
 from speciarl.policy.policy import PromptBatch
 from speciarl.rollout.shared_prefill import prefill_backbone, prefill_prompts
 
@@ -127,14 +129,9 @@ def unsupported_reason(model: nn.Module, prompts: PromptBatch) -> str | None:
     parts = _parts(model, backbone)
     if parts is None:
         return "no language_model / lm_head to call"
-    config = backbone.config.get_text_config()
-    if getattr(config, "use_sliding_window", False) or any(
-        kind != "full_attention" for kind in getattr(config, "layer_types", None) or ()
-    ):
-        return "sliding-window attention layers"
-    rope_type = getattr(parts.text.rotary_emb, "rope_type", "default")
-    if rope_type != "default":
-        return f"rope type {rope_type!r}"
+    reason = unsupported_decoder_reason(parts.text)
+    if reason is not None:
+        return reason
     extra = sorted(set(model.generation_config.to_diff_dict()) - HANDLED_SETTINGS)
     if extra:
         return f"the generation config sets {extra}"
@@ -170,11 +167,6 @@ def _rope_tables(rotary: nn.Module, length: int, dtype: torch.dtype) -> tuple[Te
     scaling = getattr(rotary, "attention_scaling", 1.0)
     cos, sin = freqs.cos() * scaling, freqs.sin() * scaling
     return torch.cat((cos, cos), -1).to(dtype), torch.cat((sin, sin), -1).to(dtype)
-
-
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
 
 
 def _fused_weights(layer: nn.Module) -> tuple[Tensor, Tensor | None, Tensor] | None:
@@ -246,12 +238,12 @@ def _step(
         attn = layer.self_attn
         x = layer.input_layernorm(h)
         if fused is None:
-            q = _rotate(attn.q_proj(x).view(n, heads, d), cos, sin)
-            k = _rotate(attn.k_proj(x).view(n, kvh, d), cos, sin)
+            q = rotate(attn.q_proj(x).view(n, heads, d), cos, sin)
+            k = rotate(attn.k_proj(x).view(n, kvh, d), cos, sin)
             v = attn.v_proj(x).view(n, kvh, d)
         else:
             qkv = F.linear(x, fused[0], fused[1]).view(n, heads + 2 * kvh, d)
-            qk = _rotate(qkv[:, : heads + kvh], cos, sin)
+            qk = rotate(qkv[:, : heads + kvh], cos, sin)
             q, k, v = qk[:, :heads], qk[:, heads:], qkv[:, heads + kvh :]
         # Query head j uses KV head j // (heads / kv heads): the grouped queries attend together.
         out = _attend(parts, q.reshape(n, kvh, heads // kvh, d), k, v, keys, values, slot, mask)
@@ -294,12 +286,34 @@ def _scores(logits: Tensor, settings: DecodeSettings, step: int, suppress: Tenso
     return scores
 
 
+def exponential_race(probs: Tensor) -> Tensor:
+    """``torch.multinomial(probs, 1)`` on float32 CPU rows, drawn the same way with vectorised math.
+
+    For one sample, multinomial draws q ~ Exp(1) per entry and returns argmax(p / q) (the
+    exponential race: P(token i) = p_i / sum p). On CPU its ``exponential_`` makes each q from
+    one float64 uniform of the generator, q = -log1p(-u), one scalar call per vocabulary entry;
+    here the same uniforms come from one ``torch.rand`` in float64 (the same stream, in the same
+    order) and the logarithm is vectorised, so the tokens, and the generator state after the
+    call, equal multinomial's (tests/integration/test_fast_decode.py) at about a third of its
+    cost. Any other dtype or device calls ``torch.multinomial`` itself.
+    """
+    if probs.dtype != torch.float32 or probs.device.type != "cpu":
+        return torch.multinomial(probs, num_samples=1).squeeze(1)
+    uniforms = torch.rand(probs.shape, dtype=torch.float64, device=probs.device)
+    race = torch.log1p(uniforms.neg_()).neg_().to(torch.float32)
+    tokens = torch.div(probs, race, out=race).argmax(-1)
+    # argmax picks a NaN wherever a row has one: multinomial refuses such rows, and so do we.
+    if bool(probs.gather(1, tokens[:, None]).isnan().any()):
+        raise RuntimeError("probability tensor contains nan: the logits were not finite")
+    return tokens
+
+
 def _draw(scores: Tensor, settings: DecodeSettings) -> Tensor:
     if settings.greedy:
         return scores.argmax(-1)
     probs = torch.softmax(scores, dim=-1)
     if settings.sampler == "multinomial":
-        return torch.multinomial(probs, num_samples=1).squeeze(1)
+        return exponential_race(probs)
     uniforms = torch.rand(probs.shape[0], dtype=torch.float64, device=probs.device)
     return inverse_cdf_draw(probs, uniforms)
 
