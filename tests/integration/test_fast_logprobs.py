@@ -15,7 +15,7 @@ from speciarl.data.synthetic import SyntheticShapes
 from speciarl.policy.loading import apply_lora
 from speciarl.policy.policy import Rollout, token_logprobs
 from speciarl.policy.shared_images import distinct_image_index, image_inputs
-from speciarl.policy import shared_prompts
+from speciarl.policy import completion_pass, shared_prompts
 from speciarl.policy.shared_prompts import prompt_owner, shared_prompt_hidden
 from textbook_forward import textbook_logprobs
 
@@ -120,17 +120,30 @@ def _prompt_dict(rollout):
     }
 
 
-def test_shared_prompt_pass_equals_plain_pass(policy64, completion_calls):
-    """Unpadded prompts: the completion pass runs with no mask (the fused kernel's causal mask)."""
+@pytest.mark.parametrize("width", [7, 40], ids=["shorter-than-prompt", "longer-than-prompt"])
+def test_shared_prompt_pass_equals_plain_pass(policy64, completion_calls, monkeypatch, width):
+    """Unpadded prompts: completions shorter than the ~28-token prompt attend under an explicit
+    mask, longer ones under the fused kernel's causal mask after zero queries (no mask)."""
     policy = policy64
     data = SyntheticShapes(2, seed=3)
-    rollout = _rollout(policy, [data[0], data[1]], group_size=3, lengths=[5, 2, 7, 7, 1, 4], width=7)
+    lengths = [5, 2, width, width, 1, 4]
+    rollout = _rollout(policy, [data[0], data[1]], group_size=3, lengths=lengths, width=width)
+    shapes = []
+    real_attention = completion_pass._attention
+
+    def attention_spy(q, keys, values, scale, prompt_valid):
+        shapes.append((q.shape[2], keys.shape[2] - q.shape[2]))  # (completion T, prompt P)
+        return real_attention(q, keys, values, scale, prompt_valid)
+
+    monkeypatch.setattr(completion_pass, "_attention", attention_spy)
     model = policy.model
     hidden = shared_prompt_hidden(
         model.model, model, _prompt_dict(rollout), rollout.completion_ids, rollout.completion_mask
     )
-    assert hidden is not None and hidden.shape[:2] == (6, 7), "the shared-prompt path should be taken"
-    assert completion_calls == [None], "the hand-written completion pass should run, maskless"
+    assert hidden is not None and hidden.shape[:2] == (6, width), "the shared-prompt path should be taken"
+    assert completion_calls == [None], "the hand-written completion pass should run, no prompt padded"
+    completion, prompt = shapes[0]
+    assert (completion > prompt) == (width == 40), shapes  # which attention branch ran
     _assert_same(policy, rollout)
 
 

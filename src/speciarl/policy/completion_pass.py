@@ -8,11 +8,13 @@ and gradients are the stock forward's (tests/integration/test_fast_logprobs.py, 
 
 * rotary angles come from the model's own rotary module on the model's own positions;
 * attention is one ``scaled_dot_product_attention`` per layer with the KV heads shared
-  (``enable_gqa``), no repeated keys; when no prompt is left-padded it needs no mask at all: the
-  queries are preceded by one zero query per prompt position, which makes the causal ("top-left")
-  mask of the fused kernel the completion's own mask (query i sees every prompt key and the
-  completion keys up to i), and lets it skip the blocks above the diagonal; the zero queries'
-  outputs are dropped (they receive no gradient). Left-padded prompts get an explicit mask.
+  (``enable_gqa``), no repeated keys; when no prompt is left-padded and the completion is longer
+  than the prompt it needs no mask at all: the queries are preceded by one zero query per prompt
+  position, which makes the causal ("top-left") mask of the fused kernel the completion's own
+  mask (query i sees every prompt key and the completion keys up to i), and lets it skip the
+  blocks above the diagonal; the zero queries' outputs are dropped (they receive no gradient).
+  Otherwise (left-padded prompts, or short completions after a long prompt, where the zero
+  queries would cost more than they save) an explicit boolean mask.
 
 Completion padding needs no mask: padding sits after each row's last real token, and a causal
 model never attends forward, so real positions never see it; padded positions are masked out of
@@ -60,10 +62,14 @@ def _attention(q: Tensor, keys: Tensor, values: Tensor, scale: float, prompt_val
     """q [N, heads, T, d] over keys/values [N, KV heads, P + T, d]: prompt keys all, completion keys causally."""
     n, heads, t, d = q.shape
     prompt = keys.shape[2] - t
-    if prompt_valid is None:
+    # The zero queries cost (P + T)^2 / 2 score entries against T (P + T) with a mask: fewer
+    # only when the completion is longer than the prompt.
+    if prompt_valid is None and prompt < t:
         padded = torch.cat([q.new_zeros(n, heads, prompt, d), q], dim=2)
         out = F.scaled_dot_product_attention(padded, keys, values, is_causal=True, scale=scale, enable_gqa=True)
         return out[:, :, prompt:]
+    if prompt_valid is None:
+        prompt_valid = torch.ones(n, prompt, dtype=torch.bool, device=q.device)
     causal = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
     mask = torch.cat([prompt_valid[:, None, :].expand(n, t, prompt), causal.expand(n, t, t)], dim=2)
     return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask[:, None], scale=scale, enable_gqa=True)
