@@ -13,5 +13,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     exit 2
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1 WANDB_MODE=offline
+# An explicit KV cache (GiB) for every engine and server the tests start. Without it vLLM's CPU
+# backend reserves gpu_memory_utilization x the memory of one NUMA node minus the worker's own
+# RSS (~0.8 GiB), which is negative on a VM with a small node 0 (docs/vllm-cpu.md).
+export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
 exec "$VENV/bin/python" -m pytest -ra -p no:cacheprovider \
     tests/integration/test_stock_processor.py tests/vllm_cpu "$@"
