@@ -16,6 +16,8 @@ and gradients are the stock forward's (tests/integration/test_fast_logprobs.py, 
   Otherwise (left-padded prompts, or short completions after a long prompt, where the zero
   queries would cost more than they save) an explicit boolean mask.
 
+Used on CPU (``shared_prompts``); a GPU keeps the stock call and its fused kernels.
+
 Completion padding needs no mask: padding sits after each row's last real token, and a causal
 model never attends forward, so real positions never see it; padded positions are masked out of
 the loss.

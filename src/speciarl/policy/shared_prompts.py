@@ -126,7 +126,10 @@ def shared_prompt_hidden(
     )
     # The last prompt position predicts the first completion token.
     hidden = [prompt_out.last_hidden_state[:, -1:][owner_index]]
-    if width > 1 and unsupported_decoder_reason(text := getattr(decoder, "language_model", None)) is None:
+    text = getattr(decoder, "language_model", None)
+    # On CPU only, where it is measured; on a GPU the stock call keeps its fused kernels (which
+    # of them takes a GQA mask varies with the torch version: a math fallback would store scores).
+    if width > 1 and ids.device.type == "cpu" and unsupported_decoder_reason(text) is None:
         # Each row's prompt keys and values (autograd-tracked gathers) and its completion tokens.
         kv = [(layer.keys[owner_index], layer.values[owner_index]) for layer in cache.layers]
         valid = None if bool(attention.bool().all()) else attention.bool()
