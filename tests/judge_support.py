@@ -146,3 +146,17 @@ def write_verdicts_concurrently(
         cache.get_many(judge_id, list(batch))
     cache.close()
     results.put((inserted, started, time.time()))
+
+
+def open_fresh_caches_at_once(paths: list[str], barrier, results) -> None:
+    """Worker of the simultaneous-open test: open each new sqlite cache at the same moment as the others."""
+    from speciarl.verifier.cache import CacheError, SqliteVerdictCache
+
+    failures = []
+    for path in paths:
+        barrier.wait(timeout=60)
+        try:
+            SqliteVerdictCache(path, busy_timeout_s=10.0).close()
+        except CacheError as err:
+            failures.append(str(err))
+    results.put(failures)

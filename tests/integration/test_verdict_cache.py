@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from chat_server import ChatCompletionsServer
-from judge_support import RedisServer, verdict_for, write_verdicts_concurrently
+from judge_support import RedisServer, open_fresh_caches_at_once, verdict_for, write_verdicts_concurrently
 from speciarl.core.categories import Category
 from speciarl.data.synthetic import shapes_taxonomy
 from speciarl.verifier.cache import CacheError, SqliteVerdictCache, open_verdict_cache
@@ -157,3 +157,27 @@ class TestRedis:
             CacheError, match=r"redis verdict cache at redis://\*\*\*@127.0.0.1:\d+/0 unreachable"
         ):
             open_verdict_cache(f"redis://user:secret@127.0.0.1:{free_port()}/0", busy_timeout_s=0.5)
+
+
+def test_processes_opening_a_new_sqlite_cache_at_once_all_succeed(tmp_path):
+    """Four processes open each of 30 new cache files at the same moment (a barrier per file).
+
+    Switching a new file to WAL can fail at once with "database is locked" (sqlite refuses a lock
+    upgrade rather than wait); the cache retries its idempotent open. Before it did, 10 of 160
+    such opens failed on this machine (a CI run died on one).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    workers_n, files = 4, 30
+    paths = [str(tmp_path / f"cache-{i}" / "verdicts.sqlite") for i in range(files)]
+    barrier = ctx.Barrier(workers_n)
+    results = ctx.Queue()
+    workers = [ctx.Process(target=open_fresh_caches_at_once, args=(paths, barrier, results)) for _ in range(workers_n)]
+    for worker in workers:
+        worker.start()
+    failures = [f for _ in workers for f in results.get(timeout=300)]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert failures == []
+    for path in paths:
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

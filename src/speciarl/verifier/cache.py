@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -128,26 +129,7 @@ class SqliteVerdictCache:
         except OSError as err:
             raise CacheError(f"cannot create the folder of the verdict cache {self.location}: {err}") from err
         with self._errors("open"):
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise CacheError(
-                    f"verdict cache at {self.location}: sqlite refused the WAL journal (got {mode!r}); "
-                    "it cannot be shared safely between processes there (network filesystem?): "
-                    "use a local path or a redis:// cache"
-                )
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS verdicts (judge TEXT NOT NULL, ground_truth TEXT NOT NULL, "
-                "prediction TEXT NOT NULL, verdict TEXT NOT NULL, created REAL NOT NULL, "
-                "PRIMARY KEY (judge, ground_truth, prediction)) WITHOUT ROWID"
-            )
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            (schema,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            conn, schema = self._open_retrying()
         if schema != SCHEMA_VERSION:
             conn.close()
             raise CacheError(
@@ -156,6 +138,54 @@ class SqliteVerdictCache:
             )
         self._conn, self._pid = conn, os.getpid()
         return conn
+
+    def _open_retrying(self) -> tuple[sqlite3.Connection, str]:
+        """Open, switch to WAL and create the tables, retried while another process does the same.
+
+        Two processes opening a new file at once can get "database is locked" at once, without
+        sqlite's busy handler waiting: switching the journal mode (and a schema write racing a
+        reader) needs a lock upgrade that sqlite refuses rather than risk a deadlock. The whole
+        sequence is idempotent, so it is simply tried again until ``busy_timeout_s`` has passed.
+        """
+        deadline = time.monotonic() + self.busy_timeout_s
+        pause = 0.01
+        while True:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            try:
+                return conn, self._prepare(conn)
+            except sqlite3.OperationalError as err:
+                conn.close()
+                locked = "locked" in str(err) or "busy" in str(err)
+                if not locked or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause * (1 + random.random()))
+                pause = min(pause * 2, 0.5)
+            except BaseException:
+                conn.close()
+                raise
+
+    def _prepare(self, conn: sqlite3.Connection) -> str:
+        """WAL journal, the tables; returns the file's schema version."""
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise CacheError(
+                f"verdict cache at {self.location}: sqlite refused the WAL journal (got {mode!r}); "
+                "it cannot be shared safely between processes there (network filesystem?): "
+                "use a local path or a redis:// cache"
+            )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS verdicts (judge TEXT NOT NULL, ground_truth TEXT NOT NULL, "
+            "prediction TEXT NOT NULL, verdict TEXT NOT NULL, created REAL NOT NULL, "
+            "PRIMARY KEY (judge, ground_truth, prediction)) WITHOUT ROWID"
+        )
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        (schema,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return schema
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
