@@ -171,7 +171,10 @@ def test_processes_opening_a_new_sqlite_cache_at_once_all_succeed(tmp_path):
     paths = [str(tmp_path / f"cache-{i}" / "verdicts.sqlite") for i in range(files)]
     barrier = ctx.Barrier(workers_n)
     results = ctx.Queue()
-    workers = [ctx.Process(target=open_fresh_caches_at_once, args=(paths, barrier, results)) for _ in range(workers_n)]
+    workers = [
+        ctx.Process(target=open_fresh_caches_at_once, args=(paths, barrier, results))
+        for _ in range(workers_n)
+    ]
     for worker in workers:
         worker.start()
     failures = [f for _ in workers for f in results.get(timeout=300)]

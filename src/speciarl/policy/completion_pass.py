@@ -68,13 +68,17 @@ def _attention(q: Tensor, keys: Tensor, values: Tensor, scale: float, prompt_val
     # only when the completion is longer than the prompt.
     if prompt_valid is None and prompt < t:
         padded = torch.cat([q.new_zeros(n, heads, prompt, d), q], dim=2)
-        out = F.scaled_dot_product_attention(padded, keys, values, is_causal=True, scale=scale, enable_gqa=True)
+        out = F.scaled_dot_product_attention(
+            padded, keys, values, is_causal=True, scale=scale, enable_gqa=True
+        )
         return out[:, :, prompt:]
     if prompt_valid is None:
         prompt_valid = torch.ones(n, prompt, dtype=torch.bool, device=q.device)
     causal = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
     mask = torch.cat([prompt_valid[:, None, :].expand(n, t, prompt), causal.expand(n, t, t)], dim=2)
-    return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask[:, None], scale=scale, enable_gqa=True)
+    return F.scaled_dot_product_attention(
+        q, keys, values, attn_mask=mask[:, None], scale=scale, enable_gqa=True
+    )
 
 
 def completion_hidden(
