@@ -41,9 +41,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from speciarl.data.synthetic import SyntheticShapes
-    from speciarl.policy.loading import tiny_policy
     from speciarl.rollout.hf import HFRollout
     from speciarl.rollout.vllm import VLLMRollout
+    from speciarl.tiny.loading import tiny_policy
 
     policy = tiny_policy()
     data = SyntheticShapes(args.prompts, seed=3, image_size=32)

@@ -96,8 +96,8 @@ def export(policy: Policy, ckpt_path: str | None, out_dir: str, merge: bool) -> 
 
 @hydra.main(config_path=CONF_DIR, config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from speciarl.policy.model_card import card_info_from_run, write_model_card
     from speciarl.runs.console import quiet_console
+    from speciarl.runs.model_card import card_info_from_run, write_model_card
 
     quiet_console()
     policy = instantiate(cfg.model)

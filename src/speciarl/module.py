@@ -16,7 +16,9 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from speciarl.core.interfaces import Judge, Reward, RolloutBackend
+from speciarl.core.completions import completion_rows
+from speciarl.core.distributed import gather_objects, global_rank, world_size
+from speciarl.core.interfaces import Judge, Reward
 from speciarl.core.samples import Sample
 from speciarl.data.datamodule import SampleBatch, SamplesDataModule
 from speciarl.evaluation.loop import judge_greedy
@@ -30,8 +32,9 @@ from speciarl.rl.rewards import SpeciaRLReward
 from speciarl.rl.scoring import ScoredRollouts
 from speciarl.rl.step_metrics import StepMetrics, UpdateSums
 from speciarl.rl.update import PolicyUpdate, TrainBatch
-from speciarl.runs.callbacks import CompletionTable, completion_rows
-from speciarl.runs.distributed import gather_objects, global_rank, rng_state, set_rng_state, world_size
+from speciarl.rollout.backend import RolloutBackend
+from speciarl.runs.callbacks import CompletionTable
+from speciarl.runs.distributed import rng_state, set_rng_state
 from speciarl.runs.host_memory import retain_freed_memory
 from speciarl.verifier.failure_guard import EmptyBatchGuard, JudgeFailureGuard, JudgeFailureRateExceeded
 from speciarl.verifier.step_stats import sum_judge_stats

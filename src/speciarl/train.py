@@ -151,8 +151,8 @@ def _loggers(cfg: DictConfig) -> list[Any]:
 
 def _save_policy(cfg: DictConfig, module: SpeciaRLModule, folder: Path, results: dict[str, Any]) -> Path:
     """The trained policy (read back by ``speciarl.evaluate ckpt=<run>/policy``) and its model card."""
-    from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
     from speciarl.policy.saved import save_policy
+    from speciarl.runs.model_card import CardInfo, base_model_id, write_model_card
 
     save_policy(module.policy, folder, cfg.model.get("prompt"))
     kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"

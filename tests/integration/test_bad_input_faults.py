@@ -119,8 +119,8 @@ def test_training_and_evaluation_survive_sliver_images(make_config, tmp_path):
 
     from speciarl.data.synthetic import shapes_taxonomy
     from speciarl.evaluation.loop import evaluate_policy
-    from speciarl.policy.loading import tiny_policy
     from speciarl.rollout.hf import HFRollout
+    from speciarl.tiny.loading import tiny_policy
     from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
     data = ManifestDataset(manifest)
@@ -142,7 +142,7 @@ def test_a_missing_taxonomy_fails_before_the_model_is_built(make_config, tmp_pat
         else [f"data.train.path={manifest}", f"data.val.path={manifest}"]
     )
     cfg = make_config(f"data={data}", *overrides, "logger=csv")
-    import speciarl.policy.loading as loading
+    import speciarl.tiny.loading as loading
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was built before the taxonomy was checked")
@@ -257,7 +257,7 @@ def test_url_credentials_are_refused_in_a_composed_config():
 EXPORT_LOOP = """
 import sys, torch
 from pathlib import Path
-from speciarl.policy.loading import tiny_policy
+from speciarl.tiny.loading import tiny_policy
 from speciarl.runs.checkpointing import export_policy_atomically
 torch.manual_seed(0)
 policy = tiny_policy(warm_start=False)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from speciarl.policy.processor import ImageOnlyQwen2_5_VLProcessor, load_processor, torchvision_works
 from speciarl.policy.saved import save_policy
-from speciarl.policy.tiny import TinyQwenSpec, build_tiny_qwen
+from speciarl.tiny.model import TinyQwenSpec, build_tiny_qwen
 
 MESSAGES = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is it?"}]}]
 
@@ -30,7 +30,7 @@ def _encode(processor) -> dict:
 @pytest.fixture(scope="module")
 def saved_folder(tmp_path_factory):
     """A policy saved the way training saves it (from the project's own processor)."""
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.tiny.loading import tiny_policy
 
     torch.manual_seed(0)
     policy = tiny_policy(warm_start=False)

@@ -84,7 +84,7 @@ def _check_follows_the_policy(policy, backend, names, scale=0.05):
 # stayed off by ~0.04 a token after this change.
 @pytest.mark.parametrize("changed", [("model.language_model.layers.1.",), ("embed_tokens",)])
 def test_full_fine_tuning_weights_are_reloaded(tmp_path, changed):
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.tiny.loading import tiny_policy
 
     policy = tiny_policy()
     backend = _rollout(adapter_dir=str(tmp_path))
@@ -97,7 +97,7 @@ def test_full_fine_tuning_weights_are_reloaded(tmp_path, changed):
 
 
 def test_lora_adapter_is_sent_each_version(tmp_path):
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.tiny.loading import tiny_policy
 
     policy = tiny_policy(lora={"r": 8, "alpha": 16})
     backend = _rollout(adapter_dir=str(tmp_path))

@@ -8,7 +8,7 @@ the current ones, detached). Each mini-batch's loss is cut into micro-batches of
     weight = W * n_part / n_global
 
 (n: the units the loss aggregation averages over, summed over the W ranks; see
-``speciarl.runs.distributed``), so the summed gradient is that of the whole mini-batch in one
+``speciarl.rl.partial_losses``), so the summed gradient is that of the whole mini-batch in one
 process. Only the last micro-batch lets DDP all-reduce gradients (``no_sync`` before it).
 
 A rank with nothing to train on this step (every group dropped, or an empty batch) still runs
@@ -28,24 +28,23 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.strategies import ParallelStrategy
 from torch import Tensor, nn
 
-from speciarl.core.interfaces import RolloutBackend
+from speciarl.core.distributed import all_reduce_sum, world_size
+from speciarl.core.rollouts import Rollout
 from speciarl.policy.microbatch import chunked_token_logprobs, micro_batches
-from speciarl.policy.policy import Policy, Rollout, is_peft_model, token_logprobs, token_logprobs_with_entropy
+from speciarl.policy.policy import Policy, is_peft_model, token_logprobs, token_logprobs_with_entropy
+from speciarl.rl.advantages import ADVANTAGE_ESTIMATORS
 from speciarl.rl.config import AlgorithmConfig
 from speciarl.rl.losses import (
+    LOSS_AGGREGATIONS,
+    POLICY_LOSSES,
     LossOutput,
     group_relative_loss,
     loss_mask_for_truncation,
     truncated_importance_weights,
 )
+from speciarl.rl.partial_losses import aggregation_units, is_additive, partial_loss_weight
 from speciarl.rl.step_metrics import UPDATE_KEYS, UpdateSums
-from speciarl.runs.distributed import (
-    aggregation_units,
-    all_reduce_sum,
-    is_additive,
-    partial_loss_weight,
-    world_size,
-)
+from speciarl.rollout.backend import RolloutBackend
 
 # Figures averaged over tokens whatever the loss aggregation (the others follow its units).
 TOKEN_WEIGHTED = ("clip_fraction", "ratio_mean")
@@ -67,6 +66,14 @@ class _Targets:
     loss_mask: Tensor
     old_logp: Tensor | None
     ref_logp: Tensor | None
+
+
+def check_registered_names(algorithm: AlgorithmConfig) -> None:
+    """Look the algorithm's named parts up once, when the update is built: an unknown name fails
+    before any rollout, with the registered names in the error."""
+    ADVANTAGE_ESTIMATORS.lookup(algorithm.advantage_estimator)
+    POLICY_LOSSES.lookup(algorithm.policy_loss)
+    LOSS_AGGREGATIONS.lookup(algorithm.loss_agg)
 
 
 class PolicyUpdate:
@@ -94,6 +101,7 @@ class PolicyUpdate:
         self.rollout = rollout
         self.budget = logprob_token_budget
         self.max_grad_norm = max_grad_norm
+        check_registered_names(algorithm)
         # Kept in a tuple, not registered as a submodule: it is frozen, needs no checkpointing,
         # and stays in eval mode without Lightning warning about it.
         self._frozen_reference: tuple[nn.Module, ...] = ()

@@ -8,9 +8,10 @@ import torch
 from torch import Tensor
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from speciarl.core.interfaces import RolloutBackend
+from speciarl.core.rollouts import PromptBatch, Rollout
 from speciarl.core.samples import Sample
-from speciarl.policy.policy import Policy, PromptBatch, Rollout
+from speciarl.policy.policy import Policy
+from speciarl.rollout.backend import RolloutBackend
 from speciarl.rollout.decode import SAMPLERS, DecodeSettings, decode, unsupported_reason
 from speciarl.rollout.shared_prefill import prefilled_generate_inputs
 

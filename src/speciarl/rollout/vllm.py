@@ -46,12 +46,13 @@ from typing import Any
 
 import torch
 
-from speciarl.core.interfaces import RolloutBackend
+from speciarl.core.distributed import global_rank, world_size
+from speciarl.core.prompts import chat_messages
+from speciarl.core.rollouts import PromptBatch, Rollout
 from speciarl.core.samples import Sample
-from speciarl.data.prompts import chat_messages
-from speciarl.policy.policy import Policy, PromptBatch, Rollout, is_peft_model
+from speciarl.policy.policy import Policy, is_peft_model
 from speciarl.policy.processor import make_stock
-from speciarl.runs.distributed import global_rank, world_size
+from speciarl.rollout.backend import RolloutBackend
 
 log = logging.getLogger(__name__)
 

@@ -86,8 +86,8 @@ class RLCheckpoint(ModelCheckpoint):
 
     def _write_card(self, folder: Path, step: int) -> None:
         """A model card beside the export (no held-out figures: those come at the end of the run)."""
-        from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
         from speciarl.runs.loggers import config_choice
+        from speciarl.runs.model_card import CardInfo, base_model_id, write_model_card
 
         kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
         method = f"{self.tags[0]}+{self.tags[-1]}" if self.tags else "unknown"
