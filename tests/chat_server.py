@@ -70,6 +70,11 @@ class ChatCompletionsServer:
     requests: list[ReceivedRequest] = field(default_factory=list)
     received: int = 0
     responder_errors: list[str] = field(default_factory=list)
+    # HTTP/1.1 with kept-alive connections (closed after ``idle_close_s`` without a request),
+    # instead of one connection per request; ``peers`` holds the client (host, port) of each request.
+    keep_alive: bool = False
+    idle_close_s: float | None = None
+    peers: list[tuple[str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -110,9 +115,10 @@ class ChatCompletionsServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _record(self, request: ReceivedRequest) -> None:
+    def _record(self, request: ReceivedRequest, peer: tuple[str, int]) -> None:
         with self._lock:
             self.received += 1
+            self.peers.append(peer)
             if self.keep_requests:
                 self.requests.append(request)
 
@@ -123,6 +129,9 @@ class ChatCompletionsServer:
 
 def _make_handler(server: ChatCompletionsServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if server.keep_alive else "HTTP/1.0"
+        timeout = server.idle_close_s
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             return  # quiet: tests and benchmarks send thousands of requests
 
@@ -141,7 +150,7 @@ def _make_handler(server: ChatCompletionsServer) -> type[BaseHTTPRequestHandler]
                 self._send(400, {"error": {"message": "request body is not JSON"}})
                 return
             request = ReceivedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            server._record(request)
+            server._record(request, self.client_address[:2])
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return

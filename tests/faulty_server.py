@@ -13,6 +13,14 @@ verdict comes from ``judge_pair``), except for a seeded share of requests, which
 - ``out_of_set``: HTTP 200 whose assistant text is a label that is not one of the six;
 - ``reset``: the connection is closed with a TCP reset (SO_LINGER 0) before any answer.
 
+``REPLY_FAULTS`` are replies no parser should be trusted with (not in the default plan, so the
+soak's seeded faults stay what they were):
+
+- ``endless_chunked``: HTTP 200, ``Transfer-Encoding: chunked``, 64 KiB chunks that never end;
+- ``huge_body``: HTTP 200 with a 2 MiB body (``Content-Length`` says so);
+- ``nested_brackets``: HTTP 200 whose body is 400 KB of ``[`` (JSON nesting that exhausts a
+  recursive parser's stack: ``RecursionError``, not a decode error).
+
 Which requests fail is a function of the seed and the request body only, so two runs that send
 the same requests see the same faults: a request body is *permanently* faulty (every attempt
 fails, so its pair ends as a judge error) with probability ``permanent_share``, and *transiently*
@@ -33,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 FAULTS = ("http_500", "hang", "drip", "cut_body", "bad_status", "malformed", "out_of_set", "reset")
+REPLY_FAULTS = ("endless_chunked", "huge_body", "nested_brackets")
 
 
 def _unit(seed: int, body: bytes, salt: str) -> float:
@@ -52,9 +61,11 @@ class FaultPlan:
     def __post_init__(self) -> None:
         if not 0 <= self.permanent_share + self.transient_share <= 1:
             raise ValueError("permanent_share + transient_share must be in [0, 1]")
-        unknown = set(self.faults) - set(FAULTS)
+        unknown = set(self.faults) - set(FAULTS + REPLY_FAULTS)
         if unknown or not self.faults:
-            raise ValueError(f"faults must be a non-empty subset of {FAULTS}, got {self.faults}")
+            raise ValueError(
+                f"faults must be a non-empty subset of {FAULTS + REPLY_FAULTS}, got {self.faults}"
+            )
 
     def fault(self, body: bytes, times_seen: int) -> str | None:
         """The fault for this request body's ``times_seen``-th arrival (0: first), or None."""
@@ -141,6 +152,9 @@ class FaultyJudgeServer:
         if fault == "bad_status":
             conn.sendall(b"GARBAGE\r\n\r\n")
             return
+        if fault in REPLY_FAULTS:
+            self._unreadable_reply(conn, fault)
+            return
         if fault == "http_500":
             conn.sendall(_response(500, b'{"error": {"message": "scripted failure"}}'))
             return
@@ -163,6 +177,19 @@ class FaultyJudgeServer:
                 conn.sendall(reply[i : i + 1])
             return
         conn.sendall(reply)
+
+    def _unreadable_reply(self, conn: socket.socket, fault: str) -> None:
+        if fault == "huge_body":
+            conn.sendall(_response(200, b" " * (2 << 20)))
+            return
+        if fault == "nested_brackets":
+            conn.sendall(_response(200, b"[" * 400_000))
+            return
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        conn.sendall(head)
+        chunk = b"10000\r\n" + b"[" * 0x10000 + b"\r\n"
+        while not self._stop.is_set():
+            conn.sendall(chunk)  # until the client hangs up (OSError ends the serving thread)
 
 
 def _read_request(conn: socket.socket) -> bytes | None:

@@ -2,7 +2,7 @@
 
     python -m speciarl.verify input=pairs.jsonl                        # taxonomy judge
     python -m speciarl.verify input=pairs.jsonl verifier=tiered verifier.llm.base_url=http://host:8000/v1
-    python -m speciarl.verify input=pairs.jsonl verifier=llm_local verifier.model_path=/models/judge
+    python -m speciarl.verify input=pairs.jsonl verifier=llm_local verifier.llm.model_path=/models/judge
 
 Each input line is a JSON object with ``ground_truth`` and ``prediction`` (or ``completion``, from
 which the ``<answer>`` is extracted); an optional ``human`` field holds a human verdict (one of the
@@ -69,15 +69,30 @@ def read_pairs(path: Path, keys: DictConfig | dict[str, str]) -> list[dict[str, 
 
 
 def judge_rows(judge: Any, rows: list[dict[str, Any]], keys: Any, chunk: int) -> list[Judgement | None]:
-    """The judge's verdict for every readable row (None for unreadable ones), ``chunk`` pairs per call."""
+    """The judge's verdict for every readable row (None for unreadable ones), ``chunk`` pairs per call.
+
+    A judge call that raises (a damaged cache, a bug) does not lose the file: its rows get
+    ``judge error`` with the exception in ``judge_failure``, the error is logged with its
+    traceback, and the other chunks are still judged, so every line is written.
+    """
     readable = [i for i, r in enumerate(rows) if "error" not in r]
     verdicts: list[Judgement | None] = [None] * len(rows)
     for start in range(0, len(readable), chunk):
         part = readable[start : start + chunk]
-        got = judge.judge(
-            [rows[i][keys["ground_truth"]] for i in part], [rows[i][keys["prediction"]] for i in part]
-        )
-        for i, verdict in zip(part, resolve(got), strict=True):
+        try:
+            got = resolve(
+                judge.judge(
+                    [rows[i][keys["ground_truth"]] for i in part], [rows[i][keys["prediction"]] for i in part]
+                )
+            )
+        except Exception as err:
+            log.exception(
+                "judging non-blank lines %d..%d failed; written as judge errors", part[0] + 1, part[-1] + 1
+            )
+            got = [Outcome.JUDGE_ERROR] * len(part)
+            for i in part:
+                rows[i]["judge_failure"] = f"{type(err).__name__}: {err}"
+        for i, verdict in zip(part, got, strict=True):
             verdicts[i] = verdict
     return verdicts
 

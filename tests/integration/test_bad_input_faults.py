@@ -230,7 +230,7 @@ def test_url_credentials_are_refused_before_hydra_writes_anything(tmp_path):
             "-m",
             "speciarl.train",
             "verifier=llm_http",
-            f"verifier.base_url=http://user:{secret}@127.0.0.1:9/v1",
+            f"verifier.llm.base_url=http://user:{secret}@127.0.0.1:9/v1",
             "logger=csv",
             f"hydra.run.dir={run_dir}",
         ],

@@ -102,10 +102,10 @@ def test_verify_writes_its_verdict_file_through_broken_replies(tmp_path, fault):
                 overrides=[
                     f"input={source}",
                     "verifier=llm_http",
-                    f"verifier.base_url={server.url}",
-                    "verifier.guided=none",
-                    "verifier.max_retries=1",
-                    "verifier.backoff_s=0.01",
+                    f"verifier.llm.base_url={server.url}",
+                    "verifier.llm.guided=none",
+                    "verifier.llm.max_retries=1",
+                    "verifier.llm.backoff_s=0.01",
                 ],
             )
         status = verify(cfg)

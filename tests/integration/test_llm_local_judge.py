@@ -80,16 +80,16 @@ def test_identity_names_the_model_and_prompt(judge, lm_folder):
 def test_loaded_from_the_hydra_config(make_config, lm_folder):
     from hydra.utils import instantiate
 
-    cfg = make_config("verifier=llm_local", f"verifier.model_path={lm_folder}", "verifier.device=cpu")
+    cfg = make_config("verifier=llm_local", f"verifier.llm.model_path={lm_folder}", "verifier.llm.device=cpu")
     loaded = instantiate(cfg.verifier)
     assert isinstance(loaded, LLMLocalJudge)
     assert loaded.judge(["circle"], ["azure circle"])[0] in set(Category)
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="verifier.model_path"):
+    with pytest.raises(FileNotFoundError, match="verifier.llm.model_path"):
         LLMLocalJudge(model_path=str(tmp_path / "no_such_model"), device="cpu")
-    with pytest.raises(ValueError, match="verifier.model_path"):
+    with pytest.raises(ValueError, match="verifier.llm.model_path"):
         LLMLocalJudge(device="cpu")
 
 

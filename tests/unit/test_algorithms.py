@@ -102,6 +102,34 @@ class TestAggregation:
         # (6 / 3 + 4 / 1) / 2 = 3.
         assert aggregate_loss(self.L, self.M, "seq_mean_token_mean").item() == pytest.approx(3.0)
 
+    def test_seq_mean_token_sum_is_verls(self):
+        # verl's agg_loss "seq-mean-token-sum": each row's token sum, then the mean over rows:
+        # (1 + 2 + 3 = 6, and 4) / 2 rows = 5; the masked inf / nan never enter.
+        assert aggregate_loss(self.L, self.M, "seq_mean_token_sum").item() == pytest.approx(5.0)
+        # A row without response tokens still counts in the mean (verl's torch.mean over rows):
+        # (1 + 2 = 3, and 0) / 2 = 1.5.
+        half = torch.tensor([[True, True, False], [False, False, False]])
+        assert aggregate_loss(self.L, half, "seq_mean_token_sum").item() == pytest.approx(1.5)
+
+    def test_seq_mean_token_sum_gradient_and_micro_batches(self):
+        from speciarl.runs.distributed import aggregation_units, partial_loss_weight
+
+        x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, 0.0]], requires_grad=True)
+        aggregate_loss(x, self.M, "seq_mean_token_sum").backward()
+        # d/dx of (sum of row sums) / 2 rows: 1/2 on every unmasked token, 0 elsewhere.
+        assert torch.equal(x.grad, torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.0, 0.0]]))
+        # Two micro-batches of one row each, weighted by their share of rows, give the whole loss:
+        # row 0: 6 x 1/2, row 1: 4 x 1/2 -> 5.
+        total = aggregation_units(self.M, "seq_mean_token_sum")
+        parts = [
+            partial_loss_weight(
+                float(aggregation_units(self.M[i : i + 1], "seq_mean_token_sum")), float(total), 1
+            )
+            * aggregate_loss(self.L[i : i + 1], self.M[i : i + 1], "seq_mean_token_sum")
+            for i in range(2)
+        ]
+        assert float(sum(parts)) == pytest.approx(5.0)
+
     def test_seq_mean_token_sum_norm(self):
         # (6 + 4) / 2 sequences / max length 4 = 1.25.
         assert aggregate_loss(self.L, self.M, "seq_mean_token_sum_norm", 4).item() == pytest.approx(1.25)

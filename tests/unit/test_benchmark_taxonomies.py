@@ -25,13 +25,14 @@ def test_every_class_is_in_its_taxonomy():
     sys.path.insert(0, str(ROOT / "scripts"))
     import build_taxonomies as spec
 
+    pets = spec.facts("oxford_pets")
     classes = {
-        "cub200": [line.split()[0] for line in spec.CUB_CLASSES.strip().splitlines()],
-        "fgvc_aircraft": [v for _, vs in spec.AIRCRAFT.values() for v in vs],
-        "stanford_cars": spec.car_names(),
-        "flowers102": spec.flower_names(),
-        "food101": spec.FOODS.split(),
-        "oxford_pets": spec.CATS + spec.DOGS,
+        "cub200": list(spec.facts("cub200")["classes"]),
+        "fgvc_aircraft": [v for f in spec.facts("fgvc_aircraft")["families"].values() for v in f["variants"]],
+        "stanford_cars": spec.facts("stanford_cars")["classes"],
+        "flowers102": spec.facts("flowers102")["classes"],
+        "food101": spec.facts("food101")["classes"],
+        "oxford_pets": pets["cats"] + pets["dogs"],
     }
     from speciarl.data.image_sets import readable_label
 

@@ -149,7 +149,7 @@ def test_verify_cli_against_vllm_serve(server, tmp_path):
     source.write_text("".join(json.dumps({"ground_truth": g, "prediction": p}) + "\n" for g, p in PAIRS))
     command = [
         sys.executable, "-m", "speciarl.verify", f"input={source}", "verifier=llm_http",
-        f"verifier.base_url={server.base_url}", f"verifier.model={NAME}", "verifier.timeout_s=300",
+        f"verifier.llm.base_url={server.base_url}", f"verifier.llm.model={NAME}", "verifier.llm.timeout_s=300",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=os.environ.copy())
     assert done.returncode == 0, done.stdout + done.stderr

@@ -126,22 +126,42 @@ def shared_prompt_hidden(
     )
     # The last prompt position predicts the first completion token.
     hidden = [prompt_out.last_hidden_state[:, -1:][owner_index]]
+    if width > 1:
+        hidden.append(_completion_states(decoder, cache, prompt, ids, full_attention, positions, owner_index))
+    return torch.cat(hidden, dim=1)
+
+
+def _completion_states(
+    decoder: torch.nn.Module,
+    cache: Any,
+    prompt: dict[str, Tensor],
+    ids: Tensor,
+    full_attention: Tensor,
+    positions: Tensor,
+    owner_index: Tensor,
+) -> Tensor:
+    """[N, T - 1, H] hidden states of the completion tokens but the last, on each row's prompt cache.
+
+    ``cache`` holds the distinct prompts' keys and values; ``owner_index`` maps each row to its
+    prompt. On CPU the completion pass reads them by gather; elsewhere the cache is expanded to
+    the rows and the stock decoder runs.
+    """
+    attention = prompt["attention_mask"]
+    prompt_len = prompt["input_ids"].shape[1]
     text = getattr(decoder, "language_model", None)
     # On CPU only, where it is measured; on a GPU the stock call keeps its fused kernels (which
     # of them takes a GQA mask varies with the torch version: a math fallback would store scores).
-    if width > 1 and ids.device.type == "cpu" and unsupported_decoder_reason(text) is None:
+    if ids.device.type == "cpu" and unsupported_decoder_reason(text) is None:
         # Each row's prompt keys and values (autograd-tracked gathers) and its completion tokens.
         kv = [(layer.keys[owner_index], layer.values[owner_index]) for layer in cache.layers]
         valid = None if bool(attention.bool().all()) else attention.bool()
-        hidden.append(completion_hidden(text, kv, ids[:, :-1], positions[:, :, prompt_len:-1], valid))
-    elif width > 1:
-        cache.batch_select_indices(owner_index)
-        completion_out = decoder(
-            input_ids=ids[:, :-1],
-            attention_mask=full_attention[:, :-1],
-            position_ids=positions[:, :, prompt_len:-1],
-            past_key_values=cache,
-            use_cache=True,
-        )
-        hidden.append(completion_out.last_hidden_state)
-    return torch.cat(hidden, dim=1)
+        return completion_hidden(text, kv, ids[:, :-1], positions[:, :, prompt_len:-1], valid)
+    cache.batch_select_indices(owner_index)
+    completion_out = decoder(
+        input_ids=ids[:, :-1],
+        attention_mask=full_attention[:, :-1],
+        position_ids=positions[:, :, prompt_len:-1],
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return completion_out.last_hidden_state

@@ -171,6 +171,16 @@ def seq_mean_token_mean(per_token: Tensor, mask: Tensor, max_length: int | None 
     return (_masked(per_token, mask).sum(-1) / maskf.sum(-1).clamp(min=1.0)).mean()
 
 
+@register_loss_aggregation("seq_mean_token_sum", units="sequences")
+def seq_mean_token_sum(per_token: Tensor, mask: Tensor, max_length: int | None = None) -> Tensor:
+    """mean_i [ sum_t (L M)_it ]: each sequence's token sum, averaged over the N rows (verl's ``seq-mean-token-sum``).
+
+    As verl's ``agg_loss``, the mean runs over every row, a row without response tokens included
+    (it adds 0); nothing is normalised by length, so a long response weighs more than a short one.
+    """
+    return _masked(per_token, mask).sum(-1).mean()
+
+
 @register_loss_aggregation("seq_mean_token_sum_norm", units="sequences")
 def seq_mean_token_sum_norm(per_token: Tensor, mask: Tensor, max_length: int | None = None) -> Tensor:
     """sum_i sum_t (L M)_it / (N * max_length) (Dr.GRPO, Liu et al. 2025).

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sqlite3
 import threading
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from speciarl.core.categories import Category, normalize_label
+from speciarl.core.retry import Backoff, call_with_retries
 from speciarl.verifier.redaction import redact_url
 
 Pair = tuple[str, str]
@@ -99,6 +99,15 @@ def _stored(location: str, judge_id: str, pair: Pair, value: str) -> Category:
         ) from None
 
 
+# The k-th pause of a contended open lies between 0.01 * 2**k and 0.02 * 2**k s, at most 0.5 s.
+_OPEN_BACKOFF = Backoff(base_s=0.02, max_s=0.5)
+
+
+def _is_locked(error: Exception) -> bool:
+    """A lock another process holds for a moment: worth trying again."""
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in str(error) or "busy" in str(error))
+
+
 class SqliteVerdictCache:
     """Verdicts in one sqlite file, safe for several processes on one machine."""
 
@@ -147,24 +156,23 @@ class SqliteVerdictCache:
         reader) needs a lock upgrade that sqlite refuses rather than risk a deadlock. The whole
         sequence is idempotent, so it is simply tried again until ``busy_timeout_s`` has passed.
         """
-        deadline = time.monotonic() + self.busy_timeout_s
-        pause = 0.01
-        while True:
+
+        def attempt() -> tuple[sqlite3.Connection, str]:
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
             )
             try:
                 return conn, self._prepare(conn)
-            except sqlite3.OperationalError as err:
-                conn.close()
-                locked = "locked" in str(err) or "busy" in str(err)
-                if not locked or time.monotonic() + pause > deadline:
-                    raise
-                time.sleep(pause * (1 + random.random()))
-                pause = min(pause * 2, 0.5)
             except BaseException:
                 conn.close()
                 raise
+
+        return call_with_retries(
+            attempt,
+            backoff=_OPEN_BACKOFF,
+            should_retry=_is_locked,
+            deadline=time.monotonic() + self.busy_timeout_s,
+        )
 
     def _prepare(self, conn: sqlite3.Connection) -> str:
         """WAL journal, the tables; returns the file's schema version."""

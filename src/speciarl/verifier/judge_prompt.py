@@ -181,6 +181,8 @@ def read_batch(text: str | None, n: int) -> BatchReading:
         items = json.loads(body)
     except json.JSONDecodeError as err:
         return BatchReading({}, everything, True, f"not JSON ({err.msg})")
+    except (RecursionError, ValueError) as err:  # deep nesting exhausts the parser's stack
+        return BatchReading({}, everything, True, f"not readable JSON ({type(err).__name__})")
     if not isinstance(items, list):
         return BatchReading({}, everything, True, f"expected a JSON array, got {type(items).__name__}")
     verdicts: dict[int, Category] = {}

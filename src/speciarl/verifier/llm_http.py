@@ -6,8 +6,8 @@ labels (vLLM ``structured_outputs`` / older ``guided_choice``). Every answer is 
 reply that is not exactly one of the six labels is retried, and a pair that still has no valid
 verdict after ``max_retries`` retries becomes ``Outcome.JUDGE_ERROR``: counted, never scored.
 
-The parts: ``llm.transport`` (HTTP, timeouts, retries with backoff, the guidance fallback, the
-API key) and ``llm.protocol`` (what a request asks and how its reply is read); this judge adds
+The parts: ``llm.transport`` (HTTP, timeouts, retries with backoff, the reply size bound, the
+guidance fallback, the API key; ``llm.connection`` the deadline and the kept-alive connections) and ``llm.protocol`` (what a request asks and how its reply is read); this judge adds
 deduplication, concurrency, the circuit breaker and the batch-to-single fallback. Once
 ``breaker_failures`` pairs in a row have failed within one ``judge`` call, the rest of that call
 fails fast (``JUDGE_ERROR`` without a request): a server that is down costs seconds, not minutes
@@ -52,6 +52,7 @@ _ALWAYS_REPORTED = (
     "http_5xx",
     "malformed_answers",
     "protocol_errors",
+    "oversized_replies",
     "failed_pairs",
     "breaker_skipped_pairs",
 )
@@ -90,12 +91,13 @@ class LLMHttpJudge(Judge):
         max_concurrency: requests in flight at once.
         timeout_s: total deadline of one request (connect to last body byte), not per socket read.
         max_retries: retries after the first attempt, per request.
-        backoff_s, backoff_max_s: exponential backoff between attempts.
+        backoff_s, backoff_max_s: jittered exponential backoff between attempts.
         breaker_failures: consecutive failed pairs after which the rest of a call fails fast (0: never).
         normalize: judge the normalised strings (``core.categories.normalize_label``); the cache keys are normalised anyway.
         max_tokens: answer budget; None picks 8 for one pair, the longest compact answer + 16 for a batch.
         extra_body: merged into every request body, e.g.
             ``{chat_template_kwargs: {enable_thinking: false}}`` for Qwen3.
+        max_reply_bytes: a reply body larger than this (1 MiB by default) is a failed attempt.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class LLMHttpJudge(Judge):
         normalize: bool = True,
         max_tokens: int | None = None,
         extra_body: dict[str, Any] | None = None,
+        max_reply_bytes: int = 1 << 20,
     ) -> None:
         if guided not in GUIDED_MODES:
             raise ValueError(f"guided must be one of {GUIDED_MODES}, got {guided!r}")
@@ -141,6 +144,7 @@ class LLMHttpJudge(Judge):
             backoff_s=backoff_s,
             backoff_max_s=backoff_max_s,
             extra_body=extra_body,
+            max_reply_bytes=max_reply_bytes,
         )
         self.totals: Counter[str] = Counter()
         self.last_stats: dict[str, float] = {}
@@ -268,7 +272,13 @@ class LLMHttpJudge(Judge):
         self.last_stats = {k: float(v) for k, v in sorted(call.items())}
         self.last_stats["seconds"] = seconds
         if errors:
-            failure_kinds = ("timeouts", "connection_errors", "malformed_answers", "protocol_errors")
+            failure_kinds = (
+                "timeouts",
+                "connection_errors",
+                "malformed_answers",
+                "protocol_errors",
+                "oversized_replies",
+            )
             causes = {
                 k: v
                 for k, v in call.items()

@@ -67,7 +67,7 @@ class LLMLocalJudge(Judge):
         if model is None or tokenizer is None:
             if model_path is None:
                 raise ValueError(
-                    "the local LLM judge needs a model: set verifier.model_path to a local "
+                    "the local LLM judge needs a model: set verifier.llm.model_path to a local "
                     "transformers model folder (or pass model and tokenizer)"
                 )
             model, tokenizer = _load(model_path, self.device, dtype, allow_download)
@@ -197,7 +197,7 @@ def _load(model_path: str, device: torch.device, dtype: str, allow_download: boo
     except FileNotFoundError as err:
         raise FileNotFoundError(
             f"judge model {model_path!r} is not a local model folder nor in the Hugging Face cache: set "
-            "verifier.model_path to a local folder, or verifier.allow_download=true with network access"
+            "verifier.llm.model_path to a local folder, or verifier.llm.allow_download=true with network access"
         ) from err
     if dtype == "auto":
         torch_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32

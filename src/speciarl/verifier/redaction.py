@@ -69,7 +69,7 @@ def reject_url_credentials(config: Any, overrides: Iterable[str] = ()) -> None:
             f"credentials in a URL ({places}): the config is saved in plain text (.hydra/, "
             "hparams.yaml, W&B), so it may not hold secrets. Give the URL without user:password@ "
             "and put the secret in an environment variable: the judge's API key in the one named by "
-            "verifier.llm.api_key_env (or verifier.api_key_env), a redis password in the one named by "
+            "verifier.llm.api_key_env, a redis password in the one named by "
             "verifier.cache.password_env"
         )
 

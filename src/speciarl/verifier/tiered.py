@@ -152,6 +152,21 @@ class TieredJudge(Judge):
         return cache_seconds
 
 
+def llm_alone(llm: Judge) -> Judge:
+    """The LLM judge on its own (``verifier=llm_http`` / ``verifier=llm_local``): every pair goes to it.
+
+    It exists so that every judge preset spells the LLM's settings the same way,
+    ``verifier.llm.*``: Hydra builds ``llm`` from its ``_target_`` and hands it here.
+
+    Args:
+        llm: the built LLM judge.
+
+    Returns:
+        ``llm`` itself.
+    """
+    return llm
+
+
 def _same_words(truth: str, prediction: str) -> bool:
     a = _LEADING_ARTICLE.sub("", normalize_label(truth))
     b = _LEADING_ARTICLE.sub("", normalize_label(prediction))

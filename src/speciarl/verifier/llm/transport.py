@@ -6,17 +6,24 @@ text into a value, or None for a malformed answer that is worth asking again).
 
 Failure handling, in order:
 - a request is bounded by ``timeout_s`` in total (a deadline over connect, send, headers and
-  body: a server that drips one byte at a time cannot hold it longer);
+  body: a server that drips one byte at a time cannot hold it longer; ``llm.connection`` gives
+  each socket operation the time left, no thread is started) and its reply by
+  ``max_reply_bytes`` (a larger or endless body is an ``oversized_replies`` failure, retried);
+- a reply that does not parse, whatever the exception (400 KB of nested brackets raises
+  ``RecursionError``), is a ``protocol_errors`` failure, and an answer whose validation raises
+  is a malformed answer: never an exception out of ``ask``;
 - a reply cut off mid-body (``IncompleteRead``), a status line that is not HTTP
   (``BadStatusLine``) or any other broken HTTP exchange is a ``protocol_errors`` failure, retried;
-- timeouts, connection errors, HTTP 408/429/5xx and malformed answers are retried with
-  exponential backoff (``backoff_s * 2**k``, at most ``backoff_max_s``; a ``Retry-After`` header
-  is honoured up to that cap); other 4xx are not retried;
+- timeouts, connection errors, HTTP 408/429/5xx and malformed answers are retried with jittered
+  exponential backoff (``core.retry``: the k-th pause between half and all of
+  ``min(backoff_max_s, backoff_s * 2**k)``; a ``Retry-After`` header is honoured up to that cap);
+  other 4xx are not retried;
 - an HTTP 400 to a guided request is retried once without guidance; if that succeeds the server
   is taken not to support it and guidance stays off for this client (a warning says so).
 
 Every attempt and failure is counted in a shared ``Counters`` (requests, retries, timeouts,
-connection_errors, http_4xx, http_5xx, protocol_errors, malformed_answers, guidance_disabled).
+connection_errors, http_4xx, http_5xx, protocol_errors, oversized_replies, malformed_answers,
+guidance_disabled). Connections are kept alive between requests (``llm.connection``).
 The API key is read from the environment variable named by ``api_key_env``; it is sent only in
 the ``Authorization`` header and appears in no repr, log line, counter or error, and a pickled
 client carries none (the other side reads the same variable again).
@@ -28,14 +35,14 @@ import http.client
 import json
 import logging
 import os
-import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from speciarl.core.retry import Backoff, call_with_retries
+from speciarl.verifier.llm.connection import ConnectionPool
 from speciarl.verifier.redaction import redact_url
 
 log = logging.getLogger(__name__)
@@ -93,8 +100,9 @@ class ChatCompletionsClient:
         guided: the name of the guidance the caller sends, for the warning when a server rejects it.
         timeout_s: total deadline of one request (attempt), connect to last body byte.
         max_retries: retries after the first attempt, per request.
-        backoff_s, backoff_max_s: exponential backoff between attempts.
+        backoff_s, backoff_max_s: jittered exponential backoff between attempts (``core.retry``).
         extra_body: merged into every request body.
+        max_reply_bytes: a reply body larger than this is a failed attempt (``oversized_replies``).
     """
 
     def __init__(
@@ -109,7 +117,10 @@ class ChatCompletionsClient:
         backoff_s: float = 0.5,
         backoff_max_s: float = 8.0,
         extra_body: dict[str, Any] | None = None,
+        max_reply_bytes: int = 1 << 20,
     ) -> None:
+        if max_reply_bytes < 1:
+            raise ValueError(f"max_reply_bytes must be >= 1, got {max_reply_bytes}")
         self.base_url = base_url.rstrip("/")
         self.endpoint = f"{self.base_url}/chat/completions"
         self.model = model
@@ -119,21 +130,36 @@ class ChatCompletionsClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
+        self.backoff = Backoff(backoff_s, backoff_max_s)
+        self.max_reply_bytes = max_reply_bytes
         self.extra_body = dict(extra_body or {})
         self.api_key_env = api_key_env
         self._api_key = read_api_key(api_key_env)
         self.guidance_on = guided != "none"
+        parts = urlsplit(self.endpoint)
+        self._path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ConnectionPool:
+        parts = urlsplit(self.endpoint)
+        return ConnectionPool(parts.scheme, parts.hostname or "", parts.port)
 
     @property
     def has_api_key(self) -> bool:
         return bool(self._api_key)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_api_key"}
+        # Neither the key nor open sockets cross a pickle: the other side opens its own.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_api_key", "_pool")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._api_key = read_api_key(self.api_key_env)
+        self._pool = self._new_pool()
+
+    def close(self) -> None:
+        """Close the kept-alive connections (a later request opens new ones)."""
+        self._pool.close()
 
     def ask(
         self,
@@ -151,27 +177,31 @@ class ChatCompletionsClient:
             "max_tokens": max_tokens,
             **self.extra_body,
         }
-        delay = 0.0
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self.counters.add("retries")
-                time.sleep(delay)
-            delay = min(self.backoff_max_s, self.backoff_s * 2**attempt)
+
+        def attempt() -> Any:
             try:
                 text = self._post_with_guidance(body, guidance or {})
             except AttemptFailed as failure:
                 self.counters.add(failure.kind)
                 log.debug("judge request failed (%s): %s", failure.kind, failure.detail)
-                if not failure.retryable:
-                    return None
-                if failure.retry_after is not None:
-                    delay = min(self.backoff_max_s, max(delay, failure.retry_after))
-                continue
-            value = validate(text)
-            if value is not None:
-                return value
-            self.counters.add("malformed_answers")
-        return None
+                raise
+            value = _validated(validate, text)
+            if value is None:
+                self.counters.add("malformed_answers")
+                raise AttemptFailed("malformed_answers", "the answer did not validate", True)
+            return value
+
+        try:
+            return call_with_retries(
+                attempt,
+                backoff=self.backoff,
+                max_retries=self.max_retries,
+                should_retry=lambda error: isinstance(error, AttemptFailed) and error.retryable,
+                wait_at_least=lambda error: getattr(error, "retry_after", None),
+                on_retry=lambda number, error: self.counters.add("retries"),
+            )
+        except AttemptFailed:
+            return None
 
     def _post_with_guidance(self, body: dict[str, Any], guidance: dict[str, Any]) -> str | None:
         if not (guidance and self.guidance_on):
@@ -207,57 +237,82 @@ class ChatCompletionsClient:
         try:
             payload = json.loads(raw)
             return payload["choices"][0]["message"]["content"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):
-            raise AttemptFailed("protocol_errors", "reply is not a chat completion", True) from None
+        except Exception as err:
+            # Whatever the body holds (400 KB of nested brackets raises RecursionError, not a
+            # JSONDecodeError), a reply that does not parse is a counted failure of this attempt.
+            raise AttemptFailed(
+                "protocol_errors", f"reply is not a chat completion ({type(err).__name__})", True
+            ) from None
 
     def _exchange(self, data: bytes, headers: dict[str, str]) -> tuple[int, float | None, bytes]:
         """POST ``data``; (status, Retry-After, body) within one deadline of ``timeout_s``.
 
-        Each socket operation waits at most the time left; a watchdog shuts the socket at the
-        deadline, so a server that keeps sending a byte now and then cannot stretch the request.
+        A kept-alive connection the server has closed meanwhile fails before any reply byte; the
+        request is then sent once more on a fresh connection, within the same deadline.
         """
-        deadline = time.monotonic() + self.timeout_s
-        parts = urlsplit(self.endpoint)
-        connection_class = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        connection = connection_class(parts.hostname or "", parts.port, timeout=self.timeout_s)
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            sock = connection.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-        watchdog = threading.Timer(self.timeout_s, expire)
-        watchdog.daemon = True
-        watchdog.start()
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection, reused = self._pool.take()
+        connection.start_request(self.timeout_s)
         try:
-            connection.request("POST", path, body=data, headers=headers)
-            response = connection.getresponse()
-            raw = response.read()
-            if expired.is_set() or time.monotonic() > deadline:
-                raise TimeoutError
-            return response.status, _retry_after(response.getheader("Retry-After")), raw
-        except TimeoutError:
+            try:
+                reply = self._send_and_read(connection, data, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not reused:
+                    raise
+                connection.close()
+                connection = self._pool.fresh()
+                connection.start_request(self.timeout_s)
+                reply = self._send_and_read(connection, data, headers)
+        except TimeoutError:  # DeadlineExpired too
+            connection.close()
             raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
         except http.client.HTTPException as err:
             # IncompleteRead (body cut short), BadStatusLine (not HTTP), header errors, ...
-            if expired.is_set():
-                raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
+            connection.close()
             raise AttemptFailed("protocol_errors", type(err).__name__, True) from None
         except OSError as err:
-            if expired.is_set():
-                raise AttemptFailed("timeouts", f"timed out after {self.timeout_s}s", True) from None
-            raise AttemptFailed("connection_errors", type(err).__name__, True) from None
-        finally:
-            watchdog.cancel()
             connection.close()
+            raise AttemptFailed("connection_errors", type(err).__name__, True) from None
+        except BaseException:
+            connection.close()
+            raise
+        self._pool.give_back(connection)
+        return reply
+
+    def _send_and_read(
+        self, connection: Any, data: bytes, headers: dict[str, str]
+    ) -> tuple[int, float | None, bytes]:
+        connection.request("POST", self._path, body=data, headers=headers)
+        response = connection.getresponse()
+        declared = response.getheader("Content-Length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_reply_bytes:
+            raise _oversized(f"Content-Length {int(declared)}", self.max_reply_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        # Read in pieces so that neither a huge body nor a chunked one that never ends can grow
+        # past the bound: at most max_reply_bytes + one piece is ever held.
+        while piece := response.read(min(65536, self.max_reply_bytes + 1 - size)):
+            chunks.append(piece)
+            size += len(piece)
+            if size > self.max_reply_bytes:
+                raise _oversized("the body", self.max_reply_bytes)
+        return response.status, _retry_after(response.getheader("Retry-After")), b"".join(chunks)
+
+
+def _validated(validate: Callable[[str | None], Any], text: str | None) -> Any:
+    """``validate(text)``, or None when reading the answer raised anything at all (it is malformed)."""
+    try:
+        return validate(text)
+    except Exception as err:
+        log.warning("a judge answer could not be read (%s): counted as malformed", type(err).__name__)
+        return None
+
+
+def _oversized(what: str, limit: int) -> AttemptFailed:
+    return AttemptFailed(
+        "oversized_replies",
+        f"{what} is larger than verifier max_reply_bytes ({limit} bytes)",
+        True,
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
