@@ -112,7 +112,7 @@ class TestAggregation:
         assert aggregate_loss(self.L, half, "seq_mean_token_sum").item() == pytest.approx(1.5)
 
     def test_seq_mean_token_sum_gradient_and_micro_batches(self):
-        from speciarl.runs.distributed import aggregation_units, partial_loss_weight
+        from speciarl.rl.partial_losses import aggregation_units, partial_loss_weight
 
         x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, 0.0]], requires_grad=True)
         aggregate_loss(x, self.M, "seq_mean_token_sum").backward()
@@ -248,7 +248,9 @@ def test_config_is_plain_data_and_names_are_checked_at_lookup():
 
     # Building the config checks no name: a user's loss may be registered afterwards.
     config = AlgorithmConfig(policy_loss="reinforce_for_this_test")
-    with pytest.raises(ValueError, match=r"algorithm.policy_loss='reinforce_for_this_test'.*'gspo'.*'ppo_clip'"):
+    with pytest.raises(
+        ValueError, match=r"algorithm.policy_loss='reinforce_for_this_test'.*'gspo'.*'ppo_clip'"
+    ):
         check_registered_names(config)
 
     @register_policy_loss("reinforce_for_this_test")

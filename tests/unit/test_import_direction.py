@@ -115,4 +115,6 @@ def test_importing_runs_loads_none_of_the_pipeline():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(out.stdout.split())
     assert "runs" in loaded
-    assert not loaded & {"rl", "policy", "data", "rollout", "verifier", "tiny", "module", *ENTRY_POINTS}, loaded
+    assert not loaded & {"rl", "policy", "data", "rollout", "verifier", "tiny", "module", *ENTRY_POINTS}, (
+        loaded
+    )
