@@ -13,6 +13,10 @@ the Hub reads; ``run_dir=<the training run folder>`` fills in its method and fig
 
 from __future__ import annotations
 
+from speciarl.cli_help import answer_help
+
+answer_help("export", __name__)  # before torch and Lightning load: --help in about a second
+
 import logging
 from pathlib import Path
 from typing import Any

@@ -10,6 +10,10 @@ jobs included (they add Lightning callbacks; see ``speciarl.reproduce``).
 
 from __future__ import annotations
 
+from speciarl.cli_help import answer_help
+
+answer_help("train", __name__)  # before torch and Lightning load: --help in about a second
+
 import json
 import logging
 import time
@@ -30,6 +34,7 @@ from speciarl.module import SpeciaRLModule
 from speciarl.runs.console import Progress, StepProgress, quiet_console
 from speciarl.runs.dashboard import log_run_results
 from speciarl.runs.loggers import announce_wandb, config_choice, finish_wandb, name_run
+from speciarl.runs.run_end import close_rollout, report_run_end, wandb_run
 from speciarl.runs.sweep import annotate_sweep_job
 from speciarl.verifier.redaction import reject_url_credentials
 
@@ -96,7 +101,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     seed_everything(cfg.seed, workers=True, verbose=False)
-    table = ""
+    table, wandb, module = "", None, None
     try:
         module, datamodule = build_module(cfg)
         setup_seconds = time.perf_counter() - started
@@ -133,10 +138,12 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             (out_dir / "results.json").write_text(json.dumps(results, indent=1))
             log_run_results(loggers, results, trained_name, config_choice("data", "data"), out_dir)
             table = format_results(results, cfg)
+            wandb = wandb_run(loggers)  # before W&B closes
     finally:
         finish_wandb()
-    if table:  # last, after W&B has closed: the figures are what the terminal ends with
-        print(table, flush=True)
+        close_rollout(getattr(module, "rollout", None))
+    if table:  # last, after W&B has closed: the figures, then where everything went
+        report_run_end(table, out_dir, results, wandb)
     return results
 
 
@@ -187,7 +194,7 @@ def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict
     if progress:
         progress.close()
     summaries = summarize_records(records, by_tag=cfg.module.get("val_breakdown_tag"))
-    flat = {f"val/{k}": v for k, v in summaries["all"].items()}
+    flat = {f"val/{k}": v for k, v in summaries["all"].items()} | {"val/n": float(len(samples))}
     for tag, values in summaries.items():
         if tag != "all":
             flat.update({f"val_{tag}/{k}": values[k] for k in ("correctness", "specificity", "hm")})
@@ -200,7 +207,7 @@ def format_results(results: dict[str, Any], cfg: DictConfig) -> str:
     if not rows:
         return ""
     lines = [
-        f"\nheld-out split: {cfg.data.get('val', {}).get('size', '?')} samples; "
+        f"\nheld-out split: {_measured_samples(rows, cfg)} samples; "
         f"{results.get('steps', 0)} steps in {results.get('fit_seconds', 0):.0f} s "
         f"(wall {results.get('wall_seconds', 0):.0f} s)",
         f"{'':<22}{'correctness':>12}{'specificity':>12}{'HM':>8}",
@@ -211,6 +218,14 @@ def format_results(results: dict[str, Any], cfg: DictConfig) -> str:
             f"{values.get('val/specificity', float('nan')):>12.3f}{values.get('val/hm', float('nan')):>8.3f}"
         )
     return "\n".join(lines)
+
+
+def _measured_samples(rows: list[tuple[str, Any]], cfg: DictConfig) -> str:
+    """How many images the rows measured (``val/n``; ``a or b`` when they differ), else the split's size."""
+    counts = sorted({int(values["val/n"]) for _, values in rows if values.get("val/n") is not None})
+    if counts:
+        return " or ".join(str(n) for n in counts)
+    return str(cfg.data.get("val", {}).get("size", "?"))
 
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")

@@ -1,0 +1,144 @@
+"""Quickstart step time on an idle machine and with one core busy, per thread setting, in one run.
+
+Each setting trains the quickstart (``experiment=dapo_speciarl``) for ``--steps`` steps in its own
+child process (no evaluation, no loggers) and reports the fit time per step, first with the machine
+as it is ("idle": run it under ``/work/tools/cpu_gate exclusive`` or on a quiet machine), then with
+one core kept busy by ``yes > /dev/null``. The OpenMP settings must be in the environment before
+torch loads libgomp, hence one process per setting.
+
+Settings (``--settings``, comma-separated):
+
+* ``spin``: libgomp's own default, what the quickstart did before speciarl set a wait policy:
+  threads that finish a parallel region spin ~3 ms (``GOMP_SPINCOUNT=300000``) before sleeping;
+* ``passive``: ``OMP_WAIT_POLICY=PASSIVE``: they sleep at once, so a core left idle by a finished
+  thread can take over a thread that shares its core with other work;
+* ``one_thread``: ``num_threads=1`` (spin policy): no parallel regions at all;
+* ``default``: nothing set: whatever speciarl does by default now.
+
+    python benchmarks/busy_machine.py                       # 30 steps, all settings
+    python benchmarks/busy_machine.py --steps 10 --settings default,spin
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
+    "spin": ({"GOMP_SPINCOUNT": "300000"}, []),
+    "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
+    "one_thread": ({"GOMP_SPINCOUNT": "300000"}, ["num_threads=1"]),
+    "default": ({}, []),
+}
+# What the child must not inherit: a thread or wait setting of the caller's shell would blur
+# the comparison (the shared gate's OMP_NUM_THREADS=1 above all).
+CLEARED = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_DYNAMIC")
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (``platform.processor()`` is empty on Linux)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def time_setting(setting: str, steps: int, scratch: Path) -> dict[str, float]:
+    """Train ``steps`` quickstart steps in a child process; returns seconds per step and wall.
+
+    Raises ``RuntimeError`` with the child's output tail when the run fails.
+    """
+    env_extra, overrides = SETTINGS[setting]
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+    env.update(env_extra)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{setting}-", dir=scratch))
+    command = [
+        sys.executable,
+        "-m",
+        "speciarl.train",
+        "experiment=dapo_speciarl",
+        f"trainer.max_steps={steps}",
+        "eval.before=false",
+        "eval.after=false",
+        "eval.best_of_n=0",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{setting} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    results = json.loads((run_dir / "results.json").read_text())
+    return {"s_per_step": results["fit_seconds"] / results["steps"], "wall": wall, "load_at_start": load}
+
+
+def run_all(settings: list[str], steps: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Every setting idle, then every setting with one ``yes`` process busy; the figures by load."""
+    figures: dict[str, dict[str, dict[str, float]]] = {"idle": {}, "busy": {}}
+    with tempfile.TemporaryDirectory(prefix="busy_machine-") as scratch:
+        for setting in settings:
+            figures["idle"][setting] = time_setting(setting, steps, Path(scratch))
+            print(f"idle {setting}: {figures['idle'][setting]}", flush=True)
+        busy = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(1.0)  # let the scheduler settle the busy core
+            for setting in settings:
+                figures["busy"][setting] = time_setting(setting, steps, Path(scratch))
+                print(f"busy {setting}: {figures['busy'][setting]}", flush=True)
+        finally:
+            busy.terminate()
+            busy.wait()
+    return figures
+
+
+def table(figures: dict[str, dict[str, dict[str, float]]], steps: int) -> str:
+    """Markdown: s/step idle and busy, their ratio, and idle against the ``spin`` setting."""
+    baseline = figures["idle"].get("spin", {}).get("s_per_step")
+    lines = [
+        f"{steps} quickstart steps, {os.cpu_count()} cores ({cpu_name()}), one core busy = `yes > /dev/null`",
+        "",
+        "| setting | idle s/step | busy s/step | busy / idle | idle / spin idle | load at start (idle, busy) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setting, idle in figures["idle"].items():
+        busy = figures["busy"][setting]
+        versus = f"{idle['s_per_step'] / baseline:.2f}" if baseline else "-"
+        lines.append(
+            f"| {setting} | {idle['s_per_step']:.3f} | {busy['s_per_step']:.3f} | "
+            f"{busy['s_per_step'] / idle['s_per_step']:.2f} | {versus} | "
+            f"{idle['load_at_start']:.2f}, {busy['load_at_start']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--settings", default="spin,passive,one_thread,default")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    settings = args.settings.split(",")
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown settings {unknown}; expected some of {sorted(SETTINGS)}")
+    figures = run_all(settings, args.steps)
+    print(table(figures, args.steps))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
