@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
+from speciarl.runs.before_cache import cache_folder, measure_once
 from speciarl.runs.console import Progress, StepProgress, quiet_console
 from speciarl.runs.dashboard import log_run_results
 from speciarl.runs.loggers import announce_wandb, config_choice, finish_wandb, name_run
@@ -120,10 +121,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
 
         results: dict[str, Any] = {"setup_seconds": setup_seconds, "method": trained_name, "reward": tags[-1]}
         results["data"] = config_choice("data", "data")
-        if cfg.eval.before:
-            results["before"] = _validate(trainer, module, datamodule)
-        if cfg.eval.best_of_n and cfg.eval.best_of_n > 1:
-            results[f"before_best_of_{cfg.eval.best_of_n}"] = _best_of_n(cfg, module, datamodule)
+        results.update(_measure_before(cfg, trainer, module, datamodule, loggers))
         fit_started = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         results["fit_seconds"] = time.perf_counter() - fit_started
@@ -168,6 +166,27 @@ def _save_policy(cfg: DictConfig, module: SpeciaRLModule, folder: Path, results:
     )
     write_model_card(folder, info)
     return folder
+
+
+def _measure_before(
+    cfg: DictConfig, trainer: Any, module: SpeciaRLModule, datamodule: Any, loggers: Sequence[Any]
+) -> dict[str, Any]:
+    """The "before" rows: greedy and best-of-N, measured, or reused within a sweep (runs.before_cache).
+
+    ``eval_cache`` says where reusable figures live and which rows this run read from there.
+    """
+    folder, rows, reused = cache_folder(cfg, trainer.world_size), {}, []
+    measures = {"before": lambda: _validate(trainer, module, datamodule)} if cfg.eval.before else {}
+    if cfg.eval.best_of_n and cfg.eval.best_of_n > 1:
+        measures[f"before_best_of_{cfg.eval.best_of_n}"] = lambda: _best_of_n(cfg, module, datamodule)
+    for name, compute in measures.items():
+        rows[name], was_stored = measure_once(folder, cfg, name, compute)
+        reused += [name] if was_stored else []
+    for logger in loggers if "before" in reused else ():  # what the validation pass would have logged
+        logger.log_metrics(rows["before"], step=trainer.global_step)
+    if folder is not None:
+        rows["eval_cache"] = {"folder": str(folder), "reused": reused}
+    return rows
 
 
 def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
