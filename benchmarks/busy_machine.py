@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,41 +86,57 @@ def time_setting(setting: str, steps: int, scratch: Path) -> dict[str, float]:
     return {"s_per_step": results["fit_seconds"] / results["steps"], "wall": wall, "load_at_start": load}
 
 
-def run_all(settings: list[str], steps: int) -> dict[str, dict[str, dict[str, float]]]:
-    """Every setting idle, then every setting with one ``yes`` process busy; the figures by load."""
-    figures: dict[str, dict[str, dict[str, float]]] = {"idle": {}, "busy": {}}
+def run_all(settings: list[str], steps: int, rounds: int) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """Per round: every setting idle, then every setting with one ``yes`` busy (order rotated per round)."""
+    figures: dict[str, dict[str, list[dict[str, float]]]] = {
+        "idle": {s: [] for s in settings},
+        "busy": {s: [] for s in settings},
+    }
     with tempfile.TemporaryDirectory(prefix="busy_machine-") as scratch:
-        for setting in settings:
-            figures["idle"][setting] = time_setting(setting, steps, Path(scratch))
-            print(f"idle {setting}: {figures['idle'][setting]}", flush=True)
-        busy = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
-        try:
-            time.sleep(1.0)  # let the scheduler settle the busy core
-            for setting in settings:
-                figures["busy"][setting] = time_setting(setting, steps, Path(scratch))
-                print(f"busy {setting}: {figures['busy'][setting]}", flush=True)
-        finally:
-            busy.terminate()
-            busy.wait()
+        for round_index in range(rounds):
+            order = settings[round_index % len(settings) :] + settings[: round_index % len(settings)]
+            for load in ("idle", "busy"):
+                busy = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) if load == "busy" else None
+                try:
+                    time.sleep(1.0 if busy else 0.0)  # let the scheduler settle the busy core
+                    for setting in order:
+                        figures[load][setting].append(time_setting(setting, steps, Path(scratch)))
+                        print(
+                            f"round {round_index} {load} {setting}: {figures[load][setting][-1]}", flush=True
+                        )
+                finally:
+                    if busy is not None:
+                        busy.terminate()
+                        busy.wait()
     return figures
 
 
-def table(figures: dict[str, dict[str, dict[str, float]]], steps: int) -> str:
-    """Markdown: s/step idle and busy, their ratio, and idle against the ``spin`` setting."""
-    baseline = figures["idle"].get("spin", {}).get("s_per_step")
+def table(figures: dict[str, dict[str, list[dict[str, float]]]], steps: int) -> str:
+    """Markdown: median s/step idle and busy (range over rounds), busy / idle, idle against ``spin``."""
+
+    def median(load: str, setting: str) -> float:
+        return statistics.median(r["s_per_step"] for r in figures[load][setting])
+
+    def spread(load: str, setting: str) -> str:
+        values = [r["s_per_step"] for r in figures[load][setting]]
+        return f"{median(load, setting):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+    rounds = len(next(iter(figures["idle"].values())))
+    baseline = median("idle", "spin") if "spin" in figures["idle"] else None
+    loads = {load: max(r["load_at_start"] for rs in figures[load].values() for r in rs) for load in figures}
     lines = [
-        f"{steps} quickstart steps, {os.cpu_count()} cores ({cpu_name()}), one core busy = `yes > /dev/null`",
+        f"{steps} quickstart steps, {os.cpu_count()} cores ({cpu_name()}), one core busy = `yes > /dev/null`; "
+        f"median (range) of {rounds} rounds; highest 1-min load at a start: idle {loads['idle']:.2f}, "
+        f"busy {loads['busy']:.2f}",
         "",
-        "| setting | idle s/step | busy s/step | busy / idle | idle / spin idle | load at start (idle, busy) |",
-        "|---|---|---|---|---|---|",
+        "| setting | idle s/step | busy s/step | busy / idle | idle / spin idle |",
+        "|---|---|---|---|---|",
     ]
-    for setting, idle in figures["idle"].items():
-        busy = figures["busy"][setting]
-        versus = f"{idle['s_per_step'] / baseline:.2f}" if baseline else "-"
+    for setting in figures["idle"]:
+        versus = f"{median('idle', setting) / baseline:.2f}" if baseline else "-"
         lines.append(
-            f"| {setting} | {idle['s_per_step']:.3f} | {busy['s_per_step']:.3f} | "
-            f"{busy['s_per_step'] / idle['s_per_step']:.2f} | {versus} | "
-            f"{idle['load_at_start']:.2f}, {busy['load_at_start']:.2f} |"
+            f"| {setting} | {spread('idle', setting)} | {spread('busy', setting)} | "
+            f"{median('busy', setting) / median('idle', setting):.2f} | {versus} |"
         )
     return "\n".join(lines)
 
@@ -128,13 +145,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--settings", default="spin,passive,one_thread,default")
+    parser.add_argument("--rounds", type=int, default=2, help="repeats (rotated order): medians and ranges")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     settings = args.settings.split(",")
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
         parser.error(f"unknown settings {unknown}; expected some of {sorted(SETTINGS)}")
-    figures = run_all(settings, args.steps)
+    figures = run_all(settings, args.steps, args.rounds)
     print(table(figures, args.steps))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
