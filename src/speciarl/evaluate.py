@@ -43,7 +43,7 @@ from speciarl.evaluation.semantic_similarity import SentenceEmbedder, load_embed
 from speciarl.policy.policy import Policy
 from speciarl.runs.console import quiet_console
 from speciarl.runs.loggers import announce_wandb, finish_wandb
-from speciarl.runs.run_end import close_rollout
+from speciarl.runs.run_end import close_rollout, run_then_exit
 from speciarl.train import CONF_DIR
 from speciarl.verifier.redaction import reject_url_credentials
 
@@ -397,4 +397,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_then_exit(main)  # no minute-long interpreter teardown after the figures (runs.run_end)

@@ -35,7 +35,7 @@ from speciarl.runs.before_cache import cache_folder, measure_once
 from speciarl.runs.console import Progress, StepProgress, quiet_console
 from speciarl.runs.dashboard import log_run_results
 from speciarl.runs.loggers import announce_wandb, config_choice, finish_wandb, name_run
-from speciarl.runs.run_end import close_rollout, report_run_end, wandb_run
+from speciarl.runs.run_end import close_rollout, report_run_end, run_then_exit, wandb_run
 from speciarl.runs.sweep import annotate_sweep_job
 from speciarl.verifier.redaction import reject_url_credentials
 
@@ -255,4 +255,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_then_exit(main)  # no minute-long interpreter teardown after the figures (runs.run_end)

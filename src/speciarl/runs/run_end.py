@@ -17,11 +17,15 @@ The log is Hydra's job log (``<run>/<job>.log``); nothing in a run logs at INFO,
 
 from __future__ import annotations
 
+import atexit
 import logging
-from collections.abc import Mapping, Sequence
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 LABEL_WIDTH = 13
 
@@ -116,3 +120,24 @@ def close_rollout(rollout: Any) -> None:
     close = getattr(rollout, "close", None)
     if callable(close):
         close()
+
+
+def run_then_exit(main: Callable[[], Any]) -> NoReturn:
+    """Run an entry point's ``main``, then leave without the interpreter's teardown.
+
+    At exit Python walks and frees every object torch, transformers, Lightning and W&B made
+    (``Py_FinalizeEx``: a full garbage collection of the modules, then clearing them), and writes
+    nothing: 10 s after the quickstart on 2 cores shared with other jobs, more on a busier machine.
+    What does write runs first: other non-daemon threads are joined, the atexit handlers run (W&B,
+    multiprocessing, logging), the streams are flushed; then ``os._exit(0)``. A failure (an
+    exception, Hydra's ``sys.exit``) takes Python's normal path.
+    """
+    main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # what Python runs at exit, before the teardown skipped here
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
