@@ -24,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = (REPO / "README.md", REPO / "docs" / "results-and-reproduction.md")
+KIND_NAMES = {"clean": "clean images (70%)", "ambiguous": "grey images (30%, leaf unknowable)"}
 START, END = "<!-- quickstart-figures -->", "<!-- /quickstart-figures -->"
 ROWS = (
     ("before", "before RL (warm-started base, greedy)"),
@@ -61,6 +62,14 @@ def figures_block(results: dict, load: str) -> str:
         row = results[key]
         figures = " | ".join(f"{row[f'val/{m}']:.3f}" for m in ("correctness", "specificity", "hm"))
         lines.append(f"| {label.format(steps=steps)} | {figures} |")
+    kinds = [k for k in ("clean", "ambiguous") if f"val_{k}/correctness" in results["after"]]
+    if kinds:
+        shifts = ", ".join(
+            f"{KIND_NAMES[k]} {results['before'][f'val_{k}/correctness']:.3f} -> "
+            f"{results['after'][f'val_{k}/correctness']:.3f}"
+            for k in kinds
+        )
+        lines += ["", f"Correctness per kind of image, before -> after: {shifts}."]
     threads = os.environ.get("OMP_NUM_THREADS") or f"default ({os.cpu_count()} cores)"
     lines += [
         "",
