@@ -12,6 +12,7 @@ Settings (``--settings``, comma-separated):
   threads that finish a parallel region spin ~3 ms (``GOMP_SPINCOUNT=300000``) before sleeping;
 * ``passive``: ``OMP_WAIT_POLICY=PASSIVE``: they sleep at once, so a core left idle by a finished
   thread can take over a thread that shares its core with other work;
+* ``spin_30k`` / ``spin_3k``: a tenth / a hundredth of that spin (``GOMP_SPINCOUNT``), then sleep;
 * ``one_thread``: ``num_threads=1`` (spin policy): no parallel regions at all;
 * ``default``: nothing set: whatever speciarl does by default now.
 
@@ -36,6 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
     "spin": ({"GOMP_SPINCOUNT": "300000"}, []),
     "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
+    "spin_30k": ({"GOMP_SPINCOUNT": "30000"}, []),
+    "spin_3k": ({"GOMP_SPINCOUNT": "3000"}, []),
     "one_thread": ({"GOMP_SPINCOUNT": "300000"}, ["num_threads=1"]),
     "default": ({}, []),
 }

@@ -394,7 +394,7 @@ class VLLMRollout(RolloutBackend):
         llm, self._llm = self._llm, None
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         if core is not None:
-            core.shutdown()
+            core.shutdown(timeout=60.0)  # vLLM's 5 s force-kills a loaded CPU engine mid-teardown
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
