@@ -9,7 +9,6 @@ tokenizer that drops the image. Where torchvision works (the vLLM CPU environmen
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 import torch
@@ -108,10 +107,11 @@ def test_card_gives_the_prompt_format_and_a_snippet_that_runs_here(tmp_path, cap
     card = (folder / "README.md").read_text()
     assert "## Prompt format" in card and prompt_text("base") in card and "<answer>" in card
     exec(compile(snippet, "model card snippet", "exec"), {})  # the card's code, as a reader would run it
-    answer = capsys.readouterr().out
-    print(answer)
-    # The answer turn in the trained format (a red square is no synthetic shape: any label will do).
-    assert re.fullmatch(r"<think>.*</think><answer>.+</answer>", answer.strip(), re.S), answer
+    answer = capsys.readouterr().out.strip()
+    print(f"the card's snippet answered {answer!r}")
+    # a label of the warm-started model's vocabulary, read from its <answer> (a red square is no
+    # synthetic shape, so which label is not the point)
+    assert answer and answer != "None" and "<" not in answer, answer
 
 
 @pytest.mark.skipif(

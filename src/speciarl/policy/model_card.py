@@ -124,7 +124,8 @@ def prompt_section(preset: str) -> list[str]:
         "```",
         "",
         "with the generation prompt added. The model answers `<think>...</think><answer>label</answer>`;",
-        "the label (or `None`) is the text inside `<answer>`. Greedy decoding gave the figures above.",
+        "the label (or `None`) is the text inside the first `<answer>`; what follows it, if anything, is",
+        "ignored. Greedy decoding gave the figures above.",
         "",
     ]
 
@@ -159,6 +160,7 @@ def use_section(kind: str, preset: str = "base") -> list[str]:
         'FOLDER = "<this folder>"',
         *(['BASE_MODEL_FOLDER = "<the base model folder>"'] if kind == "adapter" else []),
         "from PIL import Image",
+        "from speciarl.core.categories import extract_answer",
         "from speciarl.data.prompts import chat_messages, prompt_text",
         "from speciarl.policy.processor import load_processor",
         *load,
@@ -168,7 +170,8 @@ def use_section(kind: str, preset: str = "base") -> list[str]:
         'inputs = processor(text=[prompt], images=[image], return_tensors="pt")',
         'end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")  # the end of the answer turn',
         "output = model.generate(**inputs, max_new_tokens=64, do_sample=False, eos_token_id=end, pad_token_id=end)",
-        'print(processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0])',
+        'completion = processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0]',
+        "print(extract_answer(completion))  # the label, read as the judge reads it (None: no answer)",
         "```",
         "",
         "Where torchvision works, `AutoProcessor.from_pretrained(FOLDER)` and",
