@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from speciarl.runs.run_end import WandbRun, copy_to_log, last_checkpoint, where_things_are
 
@@ -62,3 +65,27 @@ def test_copy_to_log_appends_to_the_job_log_files_only(tmp_path, capsys):
         handler.close()
     assert log_file.read_text() == "a line logged before\nheld-out split: 16 samples\nwhere things are:\n"
     assert capsys.readouterr().out == ""
+
+
+EXIT_SCRIPT = """
+import atexit, concurrent.futures, threading, time
+from speciarl.runs.run_end import run_then_exit
+
+pool = concurrent.futures.ThreadPoolExecutor(1)  # its worker waits for the threading exit hooks
+pool.submit(lambda: None).result()
+worker = threading.Thread(target=lambda: (time.sleep(0.5), print("worker finished", flush=True)))
+worker.start()  # a non-daemon thread still working: it must finish, as at a normal exit
+atexit.register(lambda: print("atexit handler ran", flush=True))
+run_then_exit(lambda: print("main done", flush=True))
+print("never printed")
+"""
+
+
+def test_run_then_exit_finishes_threads_and_atexit_handlers_then_leaves():
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["main done", "worker finished", "atexit handler ran"]

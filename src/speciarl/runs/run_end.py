@@ -128,15 +128,16 @@ def run_then_exit(main: Callable[[], Any]) -> NoReturn:
     At exit Python walks and frees every object torch, transformers, Lightning and W&B made
     (``Py_FinalizeEx``: a full garbage collection of the modules, then clearing them), and writes
     nothing: 10 s after the quickstart on 2 cores shared with other jobs, more on a busier machine.
-    What does write runs first: other non-daemon threads are joined, the atexit handlers run (W&B,
-    multiprocessing, logging), the streams are flushed; then ``os._exit(0)``. A failure (an
-    exception, Hydra's ``sys.exit``) takes Python's normal path.
+    What does write runs first: thread pools are shut down and other non-daemon threads joined,
+    the atexit handlers run (W&B, multiprocessing, logging), the streams are flushed; then
+    ``os._exit(0)``. A failure (an exception, Hydra's ``sys.exit``) takes Python's normal path.
     """
     main()
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # what Python runs at exit, before the teardown skipped here
+    # What Python itself runs at exit, in its order, before the teardown skipped here: the threading
+    # exit hooks (a thread pool's workers wait for them) and the join of non-daemon threads, then
+    # the atexit handlers.
+    threading._shutdown()
+    atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
