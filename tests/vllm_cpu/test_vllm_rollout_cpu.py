@@ -87,7 +87,12 @@ def _close_and_check(backend, shm_before: set[str]) -> None:
     """close() must end the engine: its processes gone, its shared memory released, at once."""
     import psutil
 
-    engine = psutil.Process().children(recursive=True)
+    # the engine core and its workers; multiprocessing's resource tracker serves the whole session
+    engine = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "resource_tracker" not in " ".join(p.cmdline())
+    ]
     assert engine, "the engine runs in child processes (vLLM's multiprocessing engine core)"
     backend.close()
     _, alive = psutil.wait_procs(engine, timeout=30)
