@@ -397,4 +397,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    run_then_exit(main)  # no minute-long interpreter teardown after the figures (runs.run_end)
+    run_then_exit(main)  # no interpreter teardown after the figures (runs.run_end)
