@@ -69,13 +69,17 @@ def set_random_state(state: Mapping[str, Any]) -> None:
 
 def measurement_key(cfg: DictConfig, name: str, state: Mapping[str, Any]) -> str:
     """The hash of what measurement ``name`` reads: its config parts and the random state before it."""
-    parts = {part: OmegaConf.to_container(OmegaConf.create({"v": OmegaConf.select(cfg, part)}), resolve=True)
-             for part in KEY_PARTS}  # fmt: skip
-    for setting in ("after", "before_cache"):  # neither changes what "before" measures
-        parts["eval"]["v"].pop(setting, None)
+    parts = {part: _plain(OmegaConf.select(cfg, part)) for part in KEY_PARTS}
+    # neither changes what "before" measures
+    parts["eval"] = {k: v for k, v in (parts["eval"] or {}).items() if k not in ("after", "before_cache")}
     digest = hashlib.sha256(json.dumps({"name": name, "config": parts}, sort_keys=True, default=str).encode())
     digest.update(state_fingerprint(state))
     return digest.hexdigest()[:32]
+
+
+def _plain(value: Any) -> Any:
+    """A config node as plain data, interpolations resolved against the whole config (``${seed}``)."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def state_fingerprint(state: Mapping[str, Any]) -> bytes:
