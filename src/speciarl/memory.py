@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 GIB = 1024**3
 # apply_lora's "all-linear-language": every LM linear, nothing under the vision tower.
 LORA_TARGET = re.compile(r"^(?!.*visual).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$")
@@ -70,6 +68,7 @@ class ModelSizes:
 
 def model_sizes(config: Any, lora_r: int) -> ModelSizes:
     """Exact parameter counts of ``config``'s model and of a rank-``lora_r`` adapter on its LM linears."""
+    import torch  # here, not at the top: `--help` answers without loading torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     with torch.device("meta"):

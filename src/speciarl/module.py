@@ -340,6 +340,9 @@ class SpeciaRLModule(LightningModule):
             self.completions.add("val", rows)
 
     def on_validation_epoch_end(self) -> None:
+        # The images this measurement judged, summed over ranks (a debug run's limit_val_batches shows).
+        judged = self.val_counts.counts.sum().float()
+        self.log("val/n", judged, reduce_fx="sum", sync_dist=world_size() > 1)
         values = self.val_counts.compute()
         self.log_dict({f"val/{k}": v for k, v in values.items()})
         self.log("val_hm", values["hm"], prog_bar=True, logger=False)

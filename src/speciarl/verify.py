@@ -14,6 +14,10 @@ counters. Exit status 1 when any line was unreadable or could not be judged (jud
 
 from __future__ import annotations
 
+from speciarl.cli_help import answer_help
+
+answer_help("verify", __name__)  # before torch and Lightning load: --help in about a second
+
 import json
 import logging
 import sys
