@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -27,9 +29,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
+from speciarl.runs.atomic_files import write_folder_atomically, write_text_atomically
 from speciarl.runs.console import Progress, StepProgress, quiet_console
 from speciarl.runs.dashboard import log_run_results
 from speciarl.runs.loggers import announce_wandb, config_choice, finish_wandb, name_run
+from speciarl.runs.nonfinite import refuse_nonfinite
+from speciarl.runs.preemption import Preempted
+from speciarl.runs.safety import RunSafety
 from speciarl.runs.sweep import annotate_sweep_job
 from speciarl.verifier.redaction import reject_url_credentials
 
@@ -97,6 +103,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         torch.set_num_threads(int(cfg.num_threads))
     seed_everything(cfg.seed, workers=True, verbose=False)
     table = ""
+    safety = RunSafety(cfg, out_dir)
+    safety.start()  # run-folder lock; a corrupt or mismatched ckpt_path fails here, before any build
     try:
         module, datamodule = build_module(cfg)
         setup_seconds = time.perf_counter() - started
@@ -109,9 +117,10 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             cfg.trainer,
             logger=loggers or False,
             default_root_dir=str(out_dir),
-            callbacks=[*checkpoints, *progress, *callbacks],
+            callbacks=[*checkpoints, *progress, *callbacks, *safety.callbacks(module.preemption)],
             enable_checkpointing=bool(checkpoints),
         )
+        safety.attach(trainer)
 
         results: dict[str, Any] = {"setup_seconds": setup_seconds, "method": trained_name, "reward": tags[-1]}
         results["data"] = config_choice("data", "data")
@@ -120,7 +129,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         if cfg.eval.best_of_n and cfg.eval.best_of_n > 1:
             results[f"before_best_of_{cfg.eval.best_of_n}"] = _best_of_n(cfg, module, datamodule)
         fit_started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with safety.fitting(trainer, module.preemption):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         results["fit_seconds"] = time.perf_counter() - fit_started
         results["steps"] = int(trainer.global_step)
         if cfg.eval.after:
@@ -130,11 +140,12 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             results["policy_dir"] = str(_save_policy(cfg, module, out_dir / "policy", results))
         results["wall_seconds"] = time.perf_counter() - started
         if trainer.is_global_zero:  # one results file per run, not one per rank
-            (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+            write_text_atomically(out_dir / "results.json", json.dumps(results, indent=1))
             log_run_results(loggers, results, trained_name, config_choice("data", "data"), out_dir)
             table = format_results(results, cfg)
     finally:
         finish_wandb()
+        safety.stop()
     if table:  # last, after W&B has closed: the figures are what the terminal ends with
         print(table, flush=True)
     return results
@@ -154,13 +165,17 @@ def _save_policy(cfg: DictConfig, module: SpeciaRLModule, folder: Path, results:
     from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
     from speciarl.policy.saved import save_policy
 
-    save_policy(module.policy, folder, cfg.model.get("prompt"))
-    kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
-    info = CardInfo(
-        base_model_id(cfg.model), results["method"], results["reward"], results["data"], kind, results
-    )
-    write_model_card(folder, info)
-    return folder
+    refuse_nonfinite(module.model.state_dict(), str(folder))
+
+    def fill(staged: Path) -> None:  # written whole under a temporary name, then renamed
+        save_policy(module.policy, staged, cfg.model.get("prompt"))
+        kind = "adapter" if (staged / "adapter_config.json").is_file() else "full"
+        info = CardInfo(
+            base_model_id(cfg.model), results["method"], results["reward"], results["data"], kind, results
+        )
+        write_model_card(staged, info)
+
+    return write_folder_atomically(folder, fill)
 
 
 def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
@@ -215,7 +230,15 @@ def format_results(results: dict[str, Any], cfg: DictConfig) -> str:
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    results = train(annotate_sweep_job(cfg))
+    try:
+        results = train(annotate_sweep_job(cfg))
+    except Preempted as stop:
+        # Judge requests still in flight would hold the interpreter's exit until their deadline:
+        # everything worth keeping is written, so leave now, non-zero (runs.preemption).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stop.exit_code)
     after = results.get("after", {})
     return after.get("val/hm")
 
