@@ -107,6 +107,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     safety.start()  # run-folder lock; a corrupt or mismatched ckpt_path fails here, before any build
     try:
         module, datamodule = build_module(cfg)
+        safety.check_model(module.model)
         setup_seconds = time.perf_counter() - started
         tags = run_tags(cfg.algorithm, cfg.reward)
         trained_name = f"{tags[0]}+{tags[-1]}"  # e.g. dapo+speciarl: the method of the "after" row

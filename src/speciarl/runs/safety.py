@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from speciarl.runs.checkpoint_io import SafeCheckpointIO, inspect_checkpoint
+from speciarl.runs.config_checks import check_context_length, check_run_values
 from speciarl.runs.fingerprint import (
     CHECKPOINT_KEY,
     SECTIONS,
@@ -31,13 +32,14 @@ from speciarl.runs.run_lock import RunFolderLock
 log = logging.getLogger(__name__)
 
 
+def _plain(value: Any) -> Any:
+    """A config node resolved to plain containers (other values as they are)."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
 def _plain_sections(cfg: DictConfig) -> dict[str, Any]:
     """The fingerprinted sections of the config, resolved to plain containers."""
-    out: dict[str, Any] = {}
-    for section in SECTIONS:
-        value = cfg.get(section)
-        out[section] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-    return out
+    return {section: _plain(cfg.get(section)) for section in SECTIONS}
 
 
 class RunSafety:
@@ -57,9 +59,13 @@ class RunSafety:
         dirpath = OmegaConf.select(cfg, "checkpoint.dirpath") if cfg.get("checkpoint") else None
         self.checkpoint_dir = Path(dirpath) if dirpath else self.out_dir / "checkpoints"
         self.lock = RunFolderLock(self.out_dir)
+        self.rollout = _plain(cfg.get("rollout")) or {}
+        self.evaluation = _plain(cfg.get("eval"))
 
     def start(self) -> None:
-        """Lock the run folder; check ``ckpt_path`` (readable, same settings) before any build."""
+        """Check the config's values; lock the run folder; check ``ckpt_path`` (readable, same
+        settings), all before anything is built."""
+        check_run_values(self.rollout, self.evaluation)
         self.lock.acquire()
         try:
             if self.ckpt_path:
@@ -72,6 +78,11 @@ class RunSafety:
 
     def stop(self) -> None:
         self.lock.release()
+
+    def check_model(self, model: Any) -> None:
+        """``rollout.max_new_tokens`` within the loaded model's context (before any generation)."""
+        if self.rollout.get("max_new_tokens") is not None:
+            check_context_length(int(self.rollout["max_new_tokens"]), model)
 
     def callbacks(self, watch: PreemptionWatch) -> list[Any]:
         return [PreemptionCheckpoint(watch, self.checkpoint_dir), FingerprintCallback(self.fingerprint)]
