@@ -104,11 +104,14 @@ def test_nan_steps_are_not_applied_and_stop_the_run_before_sampling_fails(tmp_pa
     for path in [*checkpoints, tmp_path / "checkpoints" / "last.ckpt"]:
         state = _state(path)
         assert first_nonfinite(state) is None, path
-    # The three skipped steps saved the weights of the last applied one, unchanged.
-    assert len(checkpoints) >= 4
-    for skipped in checkpoints[-3:]:
-        assert_bitwise_equal(checkpoints[-4], skipped)
-    assert_bitwise_equal(checkpoints[-4], tmp_path / "checkpoints" / "last.ckpt")
+    # The run stops at the third skipped step, before its checkpoint: the two skipped steps before
+    # it saved the weights and optimiser state of the last applied step, unchanged.
+    assert len(checkpoints) >= 3
+    for skipped in checkpoints[-2:]:
+        assert_bitwise_equal(checkpoints[-3], skipped)
+    assert_bitwise_equal(checkpoints[-3], tmp_path / "checkpoints" / "last.ckpt")
+    applied, stopped = int(checkpoints[-3].stem.split("-")[1]), int(checkpoints[-1].stem.split("-")[1])
+    assert f"NonFiniteStepError: step {stopped}: " in output and stopped == applied + 2
 
 
 # ------------------------------------------------------------------ full disk

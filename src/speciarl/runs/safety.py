@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,16 @@ from speciarl.runs.preemption import Preempted, PreemptionCheckpoint, Preemption
 from speciarl.runs.run_lock import RunFolderLock
 
 log = logging.getLogger(__name__)
+
+
+def launch_rank() -> int:
+    """This process's global rank as the launcher set it (torchrun, SLURM, Lightning's own
+    launcher), read from the environment: the process group does not exist yet at start."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(name)
+        if value and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _plain(value: Any) -> Any:
@@ -66,7 +77,8 @@ class RunSafety:
         """Check the config's values; lock the run folder; check ``ckpt_path`` (readable, same
         settings), all before anything is built."""
         check_run_values(self.rollout, self.evaluation)
-        self.lock.acquire()
+        if launch_rank() == 0:  # the ranks of one multi-process run share its folder
+            self.lock.acquire()
         try:
             if self.ckpt_path:
                 saved = inspect_checkpoint(self.ckpt_path).get(CHECKPOINT_KEY)
