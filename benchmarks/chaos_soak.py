@@ -26,6 +26,7 @@ writes ``chaos.json`` with the figures.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import random
@@ -112,13 +113,15 @@ def mount_small_disk(folder: Path, size_mb: int) -> bool:
 def fill_disk(folder: Path, leave_bytes: int) -> Path:
     """Take all but ``leave_bytes`` of the file system's free space with one file."""
     filler = folder / ".filler"
-    free = shutil.disk_usage(folder).free
     with filler.open("wb") as fh:
-        remaining = max(0, free - leave_bytes)
-        while remaining > 0:
-            chunk = min(remaining, 1 << 20)
-            fh.write(b"\0" * chunk)
-            remaining -= chunk
+        try:
+            while True:  # the run keeps writing meanwhile: fill until the disk says no
+                fh.write(b"\0" * (1 << 20))
+                fh.flush()
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+        fh.truncate(max(0, fh.tell() - leave_bytes))  # a little room, less than a checkpoint
     return filler
 
 
@@ -178,6 +181,8 @@ def disturbed_run(args: argparse.Namespace, url: str, out: Path, plan: dict[str,
         watcher.scan()
         if process.poll() is None:
             process.kill()
+        if has_disk and process.returncode != 0:
+            subprocess.run(["umount", "-l", str(ckpt_dir)], check=False)
     figures.update(checkpoint_loads=watcher.loads, bad_checkpoints=watcher.bad)
     final = ckpt_dir / f"step-{args.steps:06d}.ckpt"
     figures["final"] = str(final)

@@ -319,3 +319,12 @@ def test_sigterm_abandons_a_collection_waiting_on_threads_and_rolls_back():
         release.set()
         pool.shutdown()
         watch.uninstall()
+
+
+def test_torch_save_on_a_full_disk_is_a_disk_full_error(small_disk):
+    """torch.save wraps ENOSPC in a RuntimeError ("unexpected pos"): still a DiskFullError."""
+    io = SafeCheckpointIO()
+    big = {"state_dict": {"w": torch.ones(1024, 1024)}, "optimizer_states": [], "loops": {}}  # 4 MiB
+    with pytest.raises(DiskFullError, match=r"^disk full: could not write .*last.ckpt"):
+        io.save_checkpoint(big, small_disk / "last.ckpt")
+    assert list(small_disk.iterdir()) == []

@@ -58,12 +58,27 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
+def _no_space_errno(error: BaseException | None) -> int | None:
+    """The no-room errno in ``error`` or the exceptions it was raised from, else None.
+
+    Writers wrap the OS error: torch.save's archive writer raises a RuntimeError ("unexpected
+    pos") while handling the OSError, safetensors raises its own type with the OS message.
+    """
+    seen = 0
+    while error is not None and seen < 10:
+        code = getattr(error, "errno", None)
+        if code in NO_SPACE:
+            return code
+        if "No space left on device" in str(error):
+            return errno.ENOSPC
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
 def _raise_disk_full(target: Path, error: BaseException) -> None:
-    """Re-raise ``error`` as DiskFullError when it says there is no room (some writers, e.g.
-    safetensors, report ENOSPC as their own exception type with the OS message)."""
-    code = getattr(error, "errno", None)
-    if code in NO_SPACE or (code is None and "No space left on device" in str(error)):
-        code = code or errno.ENOSPC
+    """Re-raise ``error`` as DiskFullError when it (or what it wraps) says there is no room."""
+    code = _no_space_errno(error)
+    if code is not None:
         raise DiskFullError(code, disk_full_message(target, OSError(code, os.strerror(code)))) from error
 
 
