@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -25,6 +26,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, seed_everything
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from speciarl.evaluation.loop import evaluate_policy, summarize_records
@@ -233,6 +235,9 @@ def format_results(results: dict[str, Any], cfg: DictConfig) -> str:
 def main(cfg: DictConfig) -> float | None:
     try:
         results = train(annotate_sweep_job(cfg))
+    except SIGTERMException:  # Lightning's, outside training (a held-out measurement): not 0
+        logging.shutdown()
+        os._exit(128 + signal.SIGTERM)
     except Preempted as stop:
         # Judge requests still in flight would hold the interpreter's exit until their deadline:
         # everything worth keeping is written, so leave now, non-zero (runs.preemption).

@@ -149,6 +149,7 @@ class PreemptionCheckpoint(Callback):
         self.dirpath = Path(dirpath)
         self._boundary_data: dict[str, Any] | None = None
         self._rolling_back = False
+        self.checkpoint: str | None = None  # written on Lightning's own SIGTERM exit
 
     def _remember_data_position(self, trainer: Any) -> None:
         datamodule = getattr(trainer, "datamodule", None)
@@ -166,15 +167,23 @@ class PreemptionCheckpoint(Callback):
             raise preempted
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(exception, SystemExit) and self.watch.signum is not None:
+            # Lightning's own SIGTERMException (a SystemExit, exit status 0), raised at the end of
+            # an epoch or inside validation when the signal came between steps: save here too.
+            self.checkpoint = self._save_rolled_back(trainer)
+            return
         if not isinstance(exception, Preempted) or exception.checkpoint is not None:
             return
+        exception.checkpoint = self._save_rolled_back(trainer)
+
+    def _save_rolled_back(self, trainer: Any) -> str:
         # Abandoned mid-step: the data module has handed out the abandoned batch; take it back.
         datamodule = getattr(trainer, "datamodule", None)
         if self._boundary_data is not None and datamodule is not None:
             datamodule.load_state_dict(copy.deepcopy(self._boundary_data))
         self._rolling_back = True
         try:
-            exception.checkpoint = self._save(trainer)
+            return self._save(trainer)
         finally:
             self._rolling_back = False
 

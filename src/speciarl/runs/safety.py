@@ -109,7 +109,14 @@ class RunSafety:
         last step still stops the run, with a checkpoint of its end."""
         watch.install()
         try:
-            yield
+            try:
+                yield
+            except SystemExit as lightning_exit:  # Lightning's SIGTERMException: exit status 0
+                if watch.signum is None:
+                    raise
+                preempted = Preempted(watch.signum)
+                preempted.checkpoint = str(self.checkpoint_dir / "last.ckpt")
+                raise preempted from lightning_exit
             if watch.signum is not None:
                 preempted = Preempted(watch.signum)
                 preempted.checkpoint = str(self.checkpoint_dir / "last.ckpt")
