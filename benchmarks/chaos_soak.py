@@ -44,7 +44,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
-from judge_soak import check_run, start_training, train_overrides  # noqa: E402
+from judge_soak import check_run, metric_rows, start_training, train_overrides  # noqa: E402
 
 from faulty_server import FaultPlan, FaultyJudgeServer  # noqa: E402
 from speciarl.data.synthetic import shapes_taxonomy  # noqa: E402
@@ -193,6 +193,20 @@ def disturbed_run(args: argparse.Namespace, url: str, out: Path, plan: dict[str,
     return figures
 
 
+def checked_steps(out: Path, args: argparse.Namespace, figures: dict) -> dict:
+    """The judge soak's per-step checks over the steps whose metrics were logged.
+
+    A step whose checkpoint was saved but whose metrics row was not (the full disk stops the run
+    between the two: Lightning hands a step's metrics to the loggers after its checkpoint) is not
+    trained again on resume, so it has no row; it is listed as ``unlogged_steps``.
+    """
+    logged = sorted(metric_rows(out))
+    figures["unlogged_steps"] = sorted(set(range(args.steps)) - set(logged))
+    checks = check_run(out, args, logged)
+    checks["steps"] = logged
+    return checks
+
+
 def same_bits(one: str, two: str) -> list[str]:
     """Names of the tensors (weights, optimiser state) that differ between two checkpoints."""
 
@@ -274,14 +288,18 @@ def main() -> None:
                 "seconds": round(time.monotonic() - run_started, 1),
                 **extra,
             }
-        figures[name]["checks"] = check_run(out, args)
+        figures[name]["checks"] = checked_steps(out, args, figures[name])
         figures[name]["totals"] = json.loads((out / "results.json").read_text())["totals"]
     a, b = figures["a"], figures["b"]
     problems = []
     if b["bad_checkpoints"]:
         problems.append(f"checkpoints that did not load or were not finite: {b['bad_checkpoints']}")
-    if a["totals"] != b["totals"] or a["checks"]["per_step_errors"] != b["checks"]["per_step_errors"]:
+    a_errors = dict(zip(a["checks"]["steps"], a["checks"]["per_step_errors"], strict=True))
+    b_errors = dict(zip(b["checks"]["steps"], b["checks"]["per_step_errors"], strict=True))
+    if a["totals"] != b["totals"] or any(a_errors[s] != e for s, e in b_errors.items()):
         problems.append(f"run B totals {b['totals']} differ from run A's {a['totals']}")
+    if len(a_errors) != args.steps or len(b_errors) < args.steps - len(b.get("unlogged_steps", [])):
+        problems.append(f"logged steps: A {len(a_errors)}, B {len(b_errors)} of {args.steps}")
     different = same_bits(a["final"], b["final"])
     figures["different_tensors"] = different
     if different:

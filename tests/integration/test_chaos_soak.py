@@ -36,5 +36,6 @@ def test_reduced_chaos_soak_ends_bitwise_equal(tmp_path):
     assert b["bad_checkpoints"] == [] and b["checkpoint_loads"] >= 5
     assert figures["different_tensors"] == []
     assert figures["a"]["totals"] == b["totals"]
-    assert figures["a"]["checks"]["verdicts"] == b["checks"]["verdicts"] == 20 * 16
+    assert figures["a"]["checks"]["verdicts"] == 20 * 16
+    assert b["checks"]["verdicts"] == 16 * (20 - len(b["unlogged_steps"]))
     assert len(list((out / "b" / "csv").glob("version_*"))) == 4  # started, then resumed three times
