@@ -40,7 +40,9 @@ from speciarl.evaluation.loop import Decoding, EvalRecord, evaluate_batch
 from speciarl.evaluation.prediction_log import PredictionLog
 from speciarl.evaluation.report import write_report
 from speciarl.evaluation.semantic_similarity import SentenceEmbedder, load_embedder
+from speciarl.evaluation.split_config import data_for_split
 from speciarl.policy.policy import Policy
+from speciarl.runs.config_checks import check_run_values
 from speciarl.runs.console import quiet_console
 from speciarl.runs.loggers import announce_wandb, finish_wandb
 from speciarl.runs.run_end import close_rollout, run_then_exit
@@ -323,8 +325,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     loggers: list[Any] = []
     rollout: Any = None
     try:
+        check_run_values(cfg.rollout, cfg.eval)  # each error under the option's own name
         overrides = rollout_overrides(cfg.eval)
-        datamodule = instantiate(cfg.data)
+        datamodule = instantiate(data_for_split(cfg.data, str(cfg.eval.split)))
         data = evaluation_split(datamodule, str(cfg.eval.split))
         judge = instantiate(cfg.verifier)
         rollout = instantiate(cfg.rollout, **overrides)

@@ -33,12 +33,22 @@ from speciarl.rl.update import PolicyUpdate, TrainBatch
 from speciarl.runs.callbacks import CompletionTable, completion_rows
 from speciarl.runs.distributed import gather_objects, global_rank, rng_state, set_rng_state, world_size
 from speciarl.runs.host_memory import retain_freed_memory
+from speciarl.runs.nonfinite import NonFiniteGuard
+from speciarl.runs.preemption import PreemptionWatch
 from speciarl.verifier.failure_guard import EmptyBatchGuard, JudgeFailureGuard, JudgeFailureRateExceeded
 from speciarl.verifier.step_stats import sum_judge_stats
 
 log = logging.getLogger(__name__)
 
-TOTALS = ("judge_errors", "dropped_groups", "skipped_images", "empty_batches", "parse_failures", "truncated")
+TOTALS = (
+    "judge_errors",
+    "dropped_groups",
+    "skipped_images",
+    "empty_batches",
+    "parse_failures",
+    "truncated",
+    "nonfinite_steps",
+)
 # Offset of the refill stream's seed, so that under the same seed its order is not the dataloader's.
 REFILL_SEED_OFFSET = 104729
 
@@ -68,6 +78,9 @@ class SpeciaRLModule(LightningModule):
             (None: one pass per mini-batch).
         retain_host_memory: on CPU, keep freed memory in the process between steps instead of
             returning it to the OS (``runs.host_memory``): no page faults after the first step.
+        max_nonfinite_steps: optimiser steps with a non-finite loss or gradient norm are skipped
+            (counted as ``train/total_nonfinite_steps``); this many in a row stop the run
+            (``runs.nonfinite``).
     """
 
     def __init__(
@@ -90,6 +103,7 @@ class SpeciaRLModule(LightningModule):
         max_empty_batch_share: float = 0.5,
         empty_batch_window: int = 20,
         retain_host_memory: bool = True,
+        max_nonfinite_steps: int = 3,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -111,6 +125,9 @@ class SpeciaRLModule(LightningModule):
         )
         self.empty_batches = EmptyBatchGuard(max_empty_batch_share, empty_batch_window)
         self.retain_host_memory = retain_host_memory
+        self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
+        # Signals abandon a step while it only collects (set by the entry point: runs.preemption).
+        self.preemption = PreemptionWatch()
         totals = (
             (*TOTALS, "ds_round_limit_hits", "ds_empty_steps")
             if algorithm.dynamic_sampling.enabled
@@ -222,9 +239,12 @@ class SpeciaRLModule(LightningModule):
             return self._empty_step(step, skipped)
         self.empty_batches.record(False, skipped)
         table_rows = self.completions_per_table if self._table_step(step) else 0
-        collection = self.collector.collect(self.policy, batch, len(batch) + skipped, step, table_rows)
+        with self.preemption.abandonable(self.rollout):
+            collection = self.collector.collect(self.policy, batch, len(batch) + skipped, step, table_rows)
         self.completions.add("train", collection.table)
         update = self.updater.run(self, self._advantages(collection.batch))
+        skipped_updates = self.nonfinite.record(step, update.nonfinite) if update is not None else 0
+        self.step_metrics.count(nonfinite_steps=skipped_updates)
         stats, judge_counts = self._statistics(collection, update)
         self.log_dict({f"train/{k}": float(v) for k, v in stats.items()}, batch_size=len(batch))
         self.log("reward", stats["reward_mean"], prog_bar=True, logger=False, batch_size=len(batch))

@@ -19,6 +19,7 @@ gradient all-reduce) that it must match; in a single process it skips the update
 from __future__ import annotations
 
 import copy
+import math
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -181,12 +182,14 @@ class PolicyUpdate:
             module.manual_backward(sum((p * 0.0).sum() for p in self.model.parameters() if p.requires_grad))
         index = torch.as_tensor(rows, dtype=torch.long)
         additive = is_additive(self.algorithm.loss_agg)
+        loss_finite = True
         for i, (piece_rows, piece) in enumerate(pieces):
             at = index[torch.as_tensor(piece_rows, dtype=torch.long)]
             piece_mask = targets.loss_mask[at][:, : piece.completion_ids.shape[1]].to(
                 piece.completion_mask.device
             )
             out = self._loss(targets, at, piece, piece_mask, sums)
+            loss_finite = loss_finite and bool(torch.isfinite(out.loss))
             piece_units = float(aggregation_units(piece_mask, self.algorithm.loss_agg))
             piece_tokens = float(piece_mask.sum())
             weight = partial_loss_weight(piece_units, units, world_size(), additive)
@@ -201,8 +204,19 @@ class PolicyUpdate:
                     else (1.0 if additive else piece_units / units)
                 )
                 sums.weighted[key] += float(figures[key].detach()) * share
-        sums.grad_norm += float(_grad_norm(self.model))
-        module.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
+        grad_norm = float(_grad_norm(self.model))
+        nonfinite = _nonfinite_quantity(loss_finite, grad_norm, module.device)
+        sums.nonfinite.append(nonfinite)
+        if nonfinite is None:
+            sums.grad_norm += grad_norm
+            module.clip_gradients(
+                optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm"
+            )
+        else:
+            # Not applied: without gradients the optimiser leaves every weight and its own state
+            # as they were; the step is still counted (as Lightning's global step), so the
+            # schedule, the checkpoint period and the data stay in line with an applied one.
+            optimizer.zero_grad(set_to_none=True)
         optimizer.step()
         scheduler = module.lr_schedulers()
         if scheduler is not None:
@@ -241,12 +255,7 @@ class PolicyUpdate:
             entropy,
             weights,
         )
-        if not torch.isfinite(out.loss):
-            raise FloatingPointError(
-                f"non-finite loss {float(out.loss)}: check the log-prob masking and the rewards "
-                "(a NaN reward must never reach the loss)"
-            )
-        return out
+        return out  # a non-finite loss is not applied (_mini_batch_step; runs.nonfinite)
 
     @contextmanager
     def _reference(self):
@@ -263,6 +272,20 @@ def _no_backward_sync(module: LightningModule) -> AbstractContextManager:
     """DDP's no_sync for gradient accumulation over micro-batches (a no-op elsewhere)."""
     strategy = module.trainer.strategy
     return strategy.block_backward_sync() if isinstance(strategy, ParallelStrategy) else nullcontext()
+
+
+def _nonfinite_quantity(loss_finite: bool, grad_norm: float, device: torch.device) -> str | None:
+    """``"loss"`` or ``"grad_norm"`` when this optimiser step must be skipped on every rank, else None.
+
+    The gradient norm is taken after DDP's all-reduce (the same on every rank); a rank's own loss
+    is not, so the two flags are summed over ranks and all ranks skip alike.
+    """
+    flags = torch.tensor([float(not loss_finite), float(not math.isfinite(grad_norm))], dtype=torch.float64)
+    if world_size() > 1:
+        flags = all_reduce_sum(flags.to(device)).cpu()
+    if flags[0] > 0:
+        return "loss"
+    return "grad_norm" if flags[1] > 0 else None
 
 
 def _grad_norm(model: nn.Module) -> Tensor:
