@@ -85,6 +85,7 @@ def shared_prompt_hidden(
     prompt: dict[str, Tensor],
     ids: Tensor,
     mask: Tensor,
+    completion_pass: bool | None = None,
 ) -> Tensor | None:
     """[N, T, H] hidden states that predict each completion token, each distinct prompt run once.
 
@@ -93,6 +94,8 @@ def shared_prompt_hidden(
     ``input_ids``, ``attention_mask``, ``mm_token_type_ids``, ``pixel_values`` and
     ``image_grid_thw`` with one image per row. Returns None when the batch has no repeated
     prompt or the model does not allow the path (then run the plain forward).
+    ``completion_pass``: the completion tokens through ``completion_pass.completion_hidden``
+    where the decoder allows it (None: on CPU only), else the decoder's own cached call.
     """
     from transformers.cache_utils import DynamicCache
 
@@ -127,9 +130,11 @@ def shared_prompt_hidden(
     # The last prompt position predicts the first completion token.
     hidden = [prompt_out.last_hidden_state[:, -1:][owner_index]]
     text = getattr(decoder, "language_model", None)
-    # On CPU only, where it is measured; on a GPU the stock call keeps its fused kernels (which
-    # of them takes a GQA mask varies with the torch version: a math fallback would store scores).
-    if width > 1 and ids.device.type == "cpu" and unsupported_decoder_reason(text) is None:
+    # By default on CPU only, where it is measured; on a GPU the stock call keeps its fused kernels
+    # (which of them takes a GQA mask varies with torch: a math fallback would store scores).
+    if completion_pass is None:
+        completion_pass = ids.device.type == "cpu"
+    if width > 1 and completion_pass and unsupported_decoder_reason(text) is None:
         # Each row's prompt keys and values (autograd-tracked gathers) and its completion tokens.
         kv = [(layer.keys[owner_index], layer.values[owner_index]) for layer in cache.layers]
         valid = None if bool(attention.bool().all()) else attention.bool()
