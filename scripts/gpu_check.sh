@@ -2,7 +2,7 @@
 # GPU check: the tiny model on CUDA in bf16 through real training steps, then the test suite's
 # GPU marks, then (when installed: pip install -e '.[vllm]') vLLM rollouts with full fine-tuning
 # and LoRA, (with 2+ GPUs) FSDP, then the 3B scale rehearsal (scripts/scale_rehearsal.sh); prints step
-# times and the vLLM log-prob mismatch. Under 8 minutes on one H100; downloads nothing (the tiny model
+# times and the vLLM log-prob mismatch. Estimated under 12 minutes on one H100; downloads nothing (the tiny model
 # and a 40-step warm start are built locally, about a minute). Needs the dev/test install.
 #   bash scripts/gpu_check.sh            (PYTHON=... to pick the interpreter)
 set -euo pipefail

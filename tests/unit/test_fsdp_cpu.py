@@ -3,7 +3,6 @@
 import pytest
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-
 from tests.conftest import compose_config
 
 
