@@ -23,8 +23,8 @@ from speciarl.policy.random_qwen import random_qwen_policy
 from speciarl.policy.vocab_chunks import DEFAULT_MAX_LOGITS, chunk_count, entropy_from_logits
 from speciarl.rollout.hf import HFRollout
 
-# float32 at hidden 2048 over a 151,936-way softmax: 1e-3 (absolute on log-probs, relative L2 on gradients) leaves room
-# for summation order across BLAS builds while any masking or position bug is >1e-1.
+# float32 at hidden 2048 over a 151,936-way softmax: 1e-3 (absolute on log-probs, relative L2 on
+# gradients) leaves room for summation order across BLAS builds (not measured separately).
 LOGP_ATOL = 1e-3
 GRAD_RTOL = 1e-3
 
