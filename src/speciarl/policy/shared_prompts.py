@@ -79,6 +79,39 @@ def _rope_positions(
     return positions
 
 
+def _rows_after_prompt(
+    decoder: torch.nn.Module,
+    cache: Any,
+    owner_index: Tensor,
+    ids: Tensor,
+    positions: Tensor,
+    full_attention: Tensor,
+    completion_pass: bool | None,
+) -> Tensor:
+    """[N, T-1, H] hidden states of each row's completion tokens (all but the last) after its shared prompt.
+
+    ``completion_pass`` None: our layer pass on CPU only, where it is measured; a GPU keeps the
+    decoder's own cached call and its fused kernels (which of them takes a GQA mask varies with
+    torch: a math fallback would store scores).
+    """
+    prompt_attention = full_attention[:, : full_attention.shape[1] - ids.shape[1]]
+    use_pass = ids.device.type == "cpu" if completion_pass is None else completion_pass
+    text = getattr(decoder, "language_model", None)
+    if use_pass and unsupported_decoder_reason(text) is None:
+        # Each row's prompt keys and values (autograd-tracked gathers) and its completion tokens.
+        kv = [(layer.keys[owner_index], layer.values[owner_index]) for layer in cache.layers]
+        valid = None if bool(prompt_attention.bool().all()) else prompt_attention.bool()
+        return completion_hidden(text, kv, ids[:, :-1], positions, valid)
+    cache.batch_select_indices(owner_index)
+    return decoder(
+        input_ids=ids[:, :-1],
+        attention_mask=full_attention[:, :-1],
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+    ).last_hidden_state
+
+
 def shared_prompt_hidden(
     decoder: torch.nn.Module,
     encoder_owner: torch.nn.Module,
@@ -129,24 +162,11 @@ def shared_prompt_hidden(
     )
     # The last prompt position predicts the first completion token.
     hidden = [prompt_out.last_hidden_state[:, -1:][owner_index]]
-    text = getattr(decoder, "language_model", None)
-    # By default on CPU only, where it is measured; on a GPU the stock call keeps its fused kernels
-    # (which of them takes a GQA mask varies with torch: a math fallback would store scores).
-    if completion_pass is None:
-        completion_pass = ids.device.type == "cpu"
-    if width > 1 and completion_pass and unsupported_decoder_reason(text) is None:
-        # Each row's prompt keys and values (autograd-tracked gathers) and its completion tokens.
-        kv = [(layer.keys[owner_index], layer.values[owner_index]) for layer in cache.layers]
-        valid = None if bool(attention.bool().all()) else attention.bool()
-        hidden.append(completion_hidden(text, kv, ids[:, :-1], positions[:, :, prompt_len:-1], valid))
-    elif width > 1:
-        cache.batch_select_indices(owner_index)
-        completion_out = decoder(
-            input_ids=ids[:, :-1],
-            attention_mask=full_attention[:, :-1],
-            position_ids=positions[:, :, prompt_len:-1],
-            past_key_values=cache,
-            use_cache=True,
+    if width > 1:
+        completion_positions = positions[:, :, prompt_len:-1]
+        hidden.append(
+            _rows_after_prompt(
+                decoder, cache, owner_index, ids, completion_positions, full_attention, completion_pass
+            )
         )
-        hidden.append(completion_out.last_hidden_state)
     return torch.cat(hidden, dim=1)
