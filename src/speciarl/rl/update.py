@@ -30,6 +30,7 @@ from lightning.pytorch.strategies import ParallelStrategy
 from torch import Tensor, nn
 
 from speciarl.core.interfaces import RolloutBackend
+from speciarl.policy.logprob_route import LogprobRoute, announce, choose_route
 from speciarl.policy.microbatch import chunked_token_logprobs, micro_batches
 from speciarl.policy.policy import Policy, Rollout, is_peft_model, token_logprobs, token_logprobs_with_entropy
 from speciarl.rl.config import AlgorithmConfig
@@ -101,10 +102,26 @@ class PolicyUpdate:
         if algorithm.kl_coef > 0 and not is_peft_model(self.model):
             # Full fine-tuning: the reference is a frozen copy of the starting weights.
             self._frozen_reference = (copy.deepcopy(self.model).eval().requires_grad_(False),)
+        # Chosen by ``to`` at fit start, once the device is known (None before: each call decides by device).
+        self.route: LogprobRoute | None = None
 
     def to(self, device: torch.device) -> None:
+        """Move the reference to ``device`` and choose the run's log-prob route there (logged once)."""
         for ref in self._frozen_reference:
             ref.to(device)
+        self.route = announce(
+            choose_route(
+                self.model,
+                device,
+                entropy=self.algorithm.entropy_coef != 0,
+                fast_decode=getattr(self.rollout, "fast_decode", None),
+            )
+        )
+
+    @property
+    def completion_pass(self) -> bool | None:
+        """The route's completion-pass choice (None before setup: decided by device per call)."""
+        return None if self.route is None else self.route.completion_pass
 
     def run(self, module: LightningModule, batch: TrainBatch | None) -> UpdateSums | None:
         """All optimiser steps of one training step; None when skipped (no data, one process)."""
@@ -141,10 +158,14 @@ class PolicyUpdate:
         if not (algorithm.mini_batches == 1 and algorithm.ppo_epochs == 1):
             # The rollout policy's log-probs; with a single update they equal the current ones.
             with torch.no_grad():
-                old_logp = chunked_token_logprobs(self.model, rollout, suppress, temperature, self.budget)
+                old_logp = chunked_token_logprobs(
+                    self.model, rollout, suppress, temperature, self.budget, self.completion_pass
+                )
         if algorithm.kl_coef > 0:
             with torch.no_grad(), self._reference() as ref:
-                ref_logp = chunked_token_logprobs(ref, rollout, suppress, temperature, self.budget)
+                ref_logp = chunked_token_logprobs(
+                    ref, rollout, suppress, temperature, self.budget, self.completion_pass
+                )
         if old_logp is not None and rollout.sampler_logp is not None:
             sums.record_mismatch(old_logp, rollout.sampler_logp, rollout.completion_mask)
         return _Targets(batch, loss_mask, old_logp, ref_logp)
@@ -230,10 +251,11 @@ class PolicyUpdate:
         suppress, temperature = self.policy.suppress_ids, self.rollout.temperature
         width = piece.completion_ids.shape[1]
         entropy = None
+        route = {"completion_pass": self.completion_pass}
         if self.algorithm.entropy_coef != 0:
-            logp, entropy = token_logprobs_with_entropy(self.model, piece, suppress, temperature)
+            logp, entropy = token_logprobs_with_entropy(self.model, piece, suppress, temperature, **route)
         else:
-            logp = token_logprobs(self.model, piece, suppress, temperature)
+            logp = token_logprobs(self.model, piece, suppress, temperature, **route)
         old = logp.detach() if targets.old_logp is None else targets.old_logp[at][:, :width].to(logp.device)
         ref = None if targets.ref_logp is None else targets.ref_logp[at][:, :width].to(logp.device)
         advantages = targets.batch.advantages[at].to(device=logp.device, dtype=logp.dtype)
