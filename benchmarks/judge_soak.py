@@ -117,13 +117,15 @@ def step_completions(out: Path) -> dict[int, list[dict]]:
     return by_step
 
 
-def check_run(out: Path, args: argparse.Namespace) -> dict[str, float]:
-    """The per-step invariants; returns sums over the run."""
+def check_run(out: Path, args: argparse.Namespace, steps: list[int] | None = None) -> dict[str, float]:
+    """The per-step invariants; returns sums over the run (``steps``: the logged steps expected,
+    by default 0 .. args.steps - 1)."""
     rows = metric_rows(out)
     completions = step_completions(out)
     rollouts = args.batch * args.group
-    if sorted(rows) != list(range(args.steps)):
-        raise SystemExit(f"{out}: logged steps {sorted(rows)[:5]}... are not 0..{args.steps - 1}")
+    expected = list(range(args.steps)) if steps is None else steps
+    if sorted(rows) != expected:
+        raise SystemExit(f"{out}: logged steps {sorted(rows)[:5]}... are not {expected[:5]}...")
     sums = {"verdicts": 0.0, "judged": 0.0, "judge_errors": 0.0, "parse_failures": 0.0, "dropped_groups": 0.0}
     for step, row in rows.items():
         verdicts = float(row["train/judge_verdicts"])

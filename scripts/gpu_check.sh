@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: the tiny model on CUDA in bf16 through real training steps, then the test suite's
 # GPU marks, then (when installed: pip install -e '.[vllm]') vLLM rollouts with full fine-tuning
-# and LoRA, and (with 2+ GPUs) FSDP; prints step times and the vLLM log-prob mismatch. Under 8 minutes on one H100; downloads nothing (the tiny model
+# and LoRA, (with 2+ GPUs) FSDP, then the 3B scale rehearsal (scripts/scale_rehearsal.sh); prints step
+# times and the vLLM log-prob mismatch. Estimated under 12 minutes on one H100; downloads nothing (the tiny model
 # and a 40-step warm start are built locally, about a minute). Needs the dev/test install.
 #   bash scripts/gpu_check.sh            (PYTHON=... to pick the interpreter)
 set -euo pipefail
@@ -83,3 +84,9 @@ if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; the
 else
   echo "== 5. one GPU: FSDP skipped (needs 2 or more)"
 fi
+
+echo "== 6. scale rehearsal: Qwen2.5-VL-3B at its real widths (random bf16 weights built by code), 3 RL steps"
+# The full depth on the GPU (the CPU rehearsal ran a cut-down depth in float32: docs/scaling.md).
+OUT_DIR="$OUT/scale_rehearsal" TRAINER=gpu DTYPE=bfloat16 SKIP_TESTS=1 PYTHON="$PY" \
+  bash scripts/scale_rehearsal.sh > "$OUT.scale.log" 2>&1 || { tail -40 "$OUT.scale.log"; exit 1; }
+tail -8 "$OUT.scale.log"

@@ -11,6 +11,10 @@ is evaluated too (``compare_base=true``) and the report shows both side by side.
 
 from __future__ import annotations
 
+from speciarl.cli_help import answer_help
+
+answer_help("evaluate", __name__)  # before torch and Lightning load: --help in about a second
+
 import json
 import logging
 import re
@@ -36,9 +40,12 @@ from speciarl.evaluation.loop import Decoding, EvalRecord, evaluate_batch
 from speciarl.evaluation.prediction_log import PredictionLog
 from speciarl.evaluation.report import write_report
 from speciarl.evaluation.semantic_similarity import SentenceEmbedder, load_embedder
+from speciarl.evaluation.split_config import data_for_split
 from speciarl.policy.policy import Policy
+from speciarl.runs.config_checks import check_run_values
 from speciarl.runs.console import quiet_console
 from speciarl.runs.loggers import announce_wandb, finish_wandb
+from speciarl.runs.run_end import close_rollout, run_then_exit
 from speciarl.train import CONF_DIR
 from speciarl.verifier.redaction import reject_url_credentials
 
@@ -316,9 +323,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     loggers: list[Any] = []
+    rollout: Any = None
     try:
+        check_run_values(cfg.rollout, cfg.eval)  # each error under the option's own name
         overrides = rollout_overrides(cfg.eval)
-        datamodule = instantiate(cfg.data)
+        datamodule = instantiate(data_for_split(cfg.data, str(cfg.eval.split)))
         data = evaluation_split(datamodule, str(cfg.eval.split))
         judge = instantiate(cfg.verifier)
         rollout = instantiate(cfg.rollout, **overrides)
@@ -345,8 +354,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         for logger in loggers:
             logger.finalize("success")
         finish_wandb()
-    # Last, after W&B has closed: the report is what the terminal ends with.
-    print(paths["markdown"].read_text())
+        close_rollout(rollout)
+    print(paths["markdown"].read_text())  # last, after W&B has closed: what the terminal ends with
     print(f"evaluation written to {out_dir} in {time.perf_counter() - started:.1f} s")
     return results
 
@@ -391,4 +400,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_then_exit(main)  # no interpreter teardown after the figures (runs.run_end)

@@ -13,6 +13,10 @@ the Hub reads; ``run_dir=<the training run folder>`` fills in its method and fig
 
 from __future__ import annotations
 
+from speciarl.cli_help import answer_help
+
+answer_help("export", __name__)  # before torch and Lightning load: --help in about a second
+
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from speciarl.policy.policy import Policy, is_peft_model
+from speciarl.runs.run_end import copy_to_log, run_then_exit
 
 log = logging.getLogger("speciarl.export")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -104,8 +109,10 @@ def main(cfg: DictConfig) -> None:
     out = export(policy, cfg.ckpt_path, cfg.out_dir, bool(cfg.merge))
     kind = "adapter" if (out / "adapter_config.json").is_file() else "full"
     write_model_card(out, card_info_from_run(cfg.get("run_dir"), cfg.model, kind))
-    print(f"exported to {out} (with README.md, ready for `huggingface_hub.upload_folder` / push_to_hub)")
+    done = f"exported to {out} (with README.md, ready for `huggingface_hub.upload_folder` / push_to_hub)"
+    print(done)
+    copy_to_log(done)  # the run's export.log says it too (nothing else logs at INFO)
 
 
 if __name__ == "__main__":
-    main()
+    run_then_exit(main)  # no interpreter teardown after the last line (runs.run_end)

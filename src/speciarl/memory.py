@@ -1,6 +1,7 @@
 """GPU memory estimate of a training rank, from the model's sizes (an estimate, not a measurement).
 
     python -m speciarl.memory            # the 7B preset: Qwen2.5-VL-7B-Instruct, LoRA r 64, bf16
+    python -m speciarl.memory --model 3b --lora-r 16 --host   # the CPU scale rehearsal's process
 
 Parameter and LoRA counts are exact: the model is built on PyTorch's meta device (no memory, no
 download) from its config, and LoRA's r * (in + out) is summed over the linear layers the preset
@@ -13,45 +14,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 GIB = 1024**3
+# vocab_chunks.DEFAULT_MAX_LOGITS: the most logits alive at once in the log-prob passes.
+VOCAB_CHUNK_LOGITS = 2**26
 # apply_lora's "all-linear-language": every LM linear, nothing under the vision tower.
 LORA_TARGET = re.compile(r"^(?!.*visual).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$")
 
 
 def qwen2_5_vl_7b_config() -> Any:
     """The published Qwen2.5-VL-7B-Instruct architecture (config.json), without downloading it."""
-    from transformers import Qwen2_5_VLConfig
+    from speciarl.policy.qwen_architecture import QWEN2_5_VL_7B, qwen_vl_config
 
-    return Qwen2_5_VLConfig(
-        text_config=dict(
-            vocab_size=152064,
-            hidden_size=3584,
-            intermediate_size=18944,
-            num_hidden_layers=28,
-            num_attention_heads=28,
-            num_key_value_heads=4,
-            tie_word_embeddings=False,
-            max_position_embeddings=128000,
-            rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]},
-        ),
-        vision_config=dict(
-            depth=32,
-            hidden_size=1280,
-            intermediate_size=3420,
-            num_heads=16,
-            in_chans=3,
-            patch_size=14,
-            temporal_patch_size=2,
-            spatial_merge_size=2,
-            out_hidden_size=3584,
-            window_size=112,
-            fullatt_block_indexes=[7, 15, 23, 31],
-        ),
-        vocab_size=152064,
-        tie_word_embeddings=False,
-    )
+    return qwen_vl_config(QWEN2_5_VL_7B)
 
 
 @dataclass(frozen=True)
@@ -70,6 +44,7 @@ class ModelSizes:
 
 def model_sizes(config: Any, lora_r: int) -> ModelSizes:
     """Exact parameter counts of ``config``'s model and of a rank-``lora_r`` adapter on its LM linears."""
+    import torch  # here, not at the top: `--help` answers without loading torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     with torch.device("meta"):
@@ -115,9 +90,12 @@ def memory_rows(
     else:
         act_per_token = per_layer * layers
         act_note = "every layer's saved tensors (no checkpointing)"
-    # bf16 logits, their fp32 copy, logsumexp's temporary, the fp32 gradient: 14 B per vocab entry
+    # bf16 logits, their fp32 copy, logsumexp's temporary, the fp32 gradient: 14 B per vocab entry.
+    # Only one vocabulary chunk exists at a time (vocab_chunks: each chunk checkpointed, at most
+    # 2**26 logits), not every completion token's row.
     logit_bytes = 14 * sizes.vocab
     completion_tokens = token_budget * completion_share
+    chunk_tokens = min(completion_tokens, VOCAB_CHUNK_LOGITS // sizes.vocab)
     return [
         (
             "base weights, bf16 (frozen, vision included)",
@@ -133,8 +111,8 @@ def memory_rows(
             f"{act_per_token / 1024:,.0f} KiB a token ({act_note})",
         ),
         (
-            f"logits of {completion_tokens:,.0f} completion tokens",
-            logit_bytes * completion_tokens / GIB,
+            f"logits of one vocabulary chunk ({chunk_tokens:,.0f} of {completion_tokens:,.0f} completion tokens)",
+            logit_bytes * chunk_tokens / GIB,
             f"{logit_bytes / 1024**2:.1f} MiB a token (bf16 + fp32 + logsumexp + fp32 gradient)",
         ),
         (
@@ -164,9 +142,13 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(
         prog="python -m speciarl.memory",
-        description="Estimate the GPU memory of one training rank of Qwen2.5-VL-7B with LoRA (bf16), "
-        "per log-prob token budget. Parameter counts are exact (meta device); the rest are estimates.",
+        description="Estimate the memory of one training rank of Qwen2.5-VL with LoRA: a GPU rank "
+        "(bf16, per log-prob token budget) or, with --host, the CPU process of the scale rehearsal. "
+        "Parameter counts are exact (meta device); the rest are estimates.",
     )
+    parser.add_argument("--model", default="7b", choices=["3b", "7b"], help="architecture (default 7b)")
+    parser.add_argument("--layers", type=int, default=None, help="cut-down decoder depth (default: real)")
+    parser.add_argument("--vision-blocks", type=int, default=None, help="cut-down vision depth")
     parser.add_argument("--lora-r", type=int, default=64, help="LoRA rank (default 64, the paper's)")
     parser.add_argument(
         "--budget",
@@ -175,12 +157,35 @@ def main(argv: list[str] | None = None) -> None:
         default=[16384, 32768],
         help="logprob_token_budget values, one table each (default 16384 32768)",
     )
+    parser.add_argument("--host", action="store_true", help="the CPU process of one RL step instead")
+    parser.add_argument("--prompts", type=int, default=2, help="--host: prompts a step")
+    parser.add_argument("--group", type=int, default=4, help="--host: rollouts a prompt (G)")
+    parser.add_argument("--prompt-tokens", type=int, default=323, help="--host: 323 = a 448x448 image prompt")
+    parser.add_argument("--new-tokens", type=int, default=64, help="--host: completion tokens")
+    parser.add_argument(
+        "--dtype", default="bfloat16", choices=["bfloat16", "float32"], help="--host: weights"
+    )
     args = parser.parse_args(argv)
-    sizes = model_sizes(qwen2_5_vl_7b_config(), lora_r=args.lora_r)
+    from speciarl.policy.qwen_architecture import architecture, qwen_vl_config
+
+    arch = architecture(args.model).cut_down(args.layers, args.vision_blocks)
+    sizes = model_sizes(qwen_vl_config(arch), lora_r=args.lora_r)
     print(
-        f"Qwen2.5-VL-7B: {sizes.parameters:,} parameters ({sizes.vision_parameters:,} vision); "
+        f"{arch.name}: {sizes.parameters:,} parameters ({sizes.vision_parameters:,} vision); "
         f"LoRA r {args.lora_r} on every LM linear: {sizes.lora_parameters:,}"
     )
+    if args.host:
+        from speciarl.memory_host import HostRun, host_peak_gib, host_rows
+
+        run = HostRun(
+            args.prompts, args.group, args.prompt_tokens, args.new_tokens, 4 if args.dtype == "float32" else 2
+        )
+        rows = host_rows(sizes, run)
+        print("\nCPU process, one RL step (own decode loop, completion pass, no checkpointing):")
+        print("| item | GiB (estimated) | counted as |\n|---|---:|---|")
+        print("\n".join(f"| {item} | {gib:.2f} | {note} |" for item, gib, note in rows))
+        print(f"estimated peak RSS: {host_peak_gib(rows):.2f} GiB")
+        return
     for budget in args.budget:
         print(f"\nper rank, logprob_token_budget={budget}, half of the tokens completion tokens:")
         print(format_table(memory_rows(sizes, budget)))

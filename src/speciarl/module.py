@@ -36,12 +36,22 @@ from speciarl.rollout.backend import RolloutBackend
 from speciarl.runs.callbacks import CompletionTable
 from speciarl.runs.distributed import rng_state, set_rng_state
 from speciarl.runs.host_memory import retain_freed_memory
+from speciarl.runs.nonfinite import NonFiniteGuard
+from speciarl.runs.preemption import PreemptionWatch
 from speciarl.verifier.failure_guard import EmptyBatchGuard, JudgeFailureGuard, JudgeFailureRateExceeded
 from speciarl.verifier.step_stats import sum_judge_stats
 
 log = logging.getLogger(__name__)
 
-TOTALS = ("judge_errors", "dropped_groups", "skipped_images", "empty_batches", "parse_failures", "truncated")
+TOTALS = (
+    "judge_errors",
+    "dropped_groups",
+    "skipped_images",
+    "empty_batches",
+    "parse_failures",
+    "truncated",
+    "nonfinite_steps",
+)
 # Offset of the refill stream's seed, so that under the same seed its order is not the dataloader's.
 REFILL_SEED_OFFSET = 104729
 
@@ -71,6 +81,9 @@ class SpeciaRLModule(LightningModule):
             (None: one pass per mini-batch).
         retain_host_memory: on CPU, keep freed memory in the process between steps instead of
             returning it to the OS (``runs.host_memory``): no page faults after the first step.
+        max_nonfinite_steps: optimiser steps with a non-finite loss or gradient norm are skipped
+            (counted as ``train/total_nonfinite_steps``); this many in a row stop the run
+            (``runs.nonfinite``).
     """
 
     def __init__(
@@ -93,6 +106,7 @@ class SpeciaRLModule(LightningModule):
         max_empty_batch_share: float = 0.5,
         empty_batch_window: int = 20,
         retain_host_memory: bool = True,
+        max_nonfinite_steps: int = 3,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -114,6 +128,9 @@ class SpeciaRLModule(LightningModule):
         )
         self.empty_batches = EmptyBatchGuard(max_empty_batch_share, empty_batch_window)
         self.retain_host_memory = retain_host_memory
+        self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
+        # Signals abandon a step while it only collects (set by the entry point: runs.preemption).
+        self.preemption = PreemptionWatch()
         totals = (
             (*TOTALS, "ds_round_limit_hits", "ds_empty_steps")
             if algorithm.dynamic_sampling.enabled
@@ -225,9 +242,12 @@ class SpeciaRLModule(LightningModule):
             return self._empty_step(step, skipped)
         self.empty_batches.record(False, skipped)
         table_rows = self.completions_per_table if self._table_step(step) else 0
-        collection = self.collector.collect(self.policy, batch, len(batch) + skipped, step, table_rows)
+        with self.preemption.abandonable(self.rollout):
+            collection = self.collector.collect(self.policy, batch, len(batch) + skipped, step, table_rows)
         self.completions.add("train", collection.table)
         update = self.updater.run(self, self._advantages(collection.batch))
+        skipped_updates = self.nonfinite.record(step, update.nonfinite) if update is not None else 0
+        self.step_metrics.count(nonfinite_steps=skipped_updates)
         stats, judge_counts = self._statistics(collection, update)
         self.log_dict({f"train/{k}": float(v) for k, v in stats.items()}, batch_size=len(batch))
         self.log("reward", stats["reward_mean"], prog_bar=True, logger=False, batch_size=len(batch))
@@ -343,6 +363,9 @@ class SpeciaRLModule(LightningModule):
             self.completions.add("val", rows)
 
     def on_validation_epoch_end(self) -> None:
+        # The images this measurement judged, summed over ranks (a debug run's limit_val_batches shows).
+        judged = self.val_counts.counts.sum().float()
+        self.log("val/n", judged, reduce_fx="sum", sync_dist=world_size() > 1)
         values = self.val_counts.compute()
         self.log_dict({f"val/{k}": v for k, v in values.items()})
         self.log("val_hm", values["hm"], prog_bar=True, logger=False)

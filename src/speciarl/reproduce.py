@@ -13,6 +13,10 @@ evaluation-only arms run no step (``trainer.max_steps=0``).
 
 from __future__ import annotations
 
+from speciarl.reproduce_cli import GRIDS_DIR, answer_help, parser
+
+answer_help(__name__)  # before Lightning loads: --help in about a second
+
 import argparse
 import json
 import logging
@@ -35,8 +39,7 @@ from speciarl.evaluation.tables import markdown_table, titled_table
 from speciarl.runs.console import Progress, quiet_console
 
 log = logging.getLogger("speciarl.reproduce")
-CONF_DIR = Path(__file__).resolve().parent / "conf"
-GRIDS_DIR = CONF_DIR / "reproduce"
+CONF_DIR = GRIDS_DIR.parent
 JOB_PRESET = "experiment=reproduction"  # the benchmark, no logger, no validation, one thread
 SCOPES = ("in_domain", "out_of_domain")
 SLICES = tuple(f"{d}/{k}" for d in SCOPES for k in ("easy", "hard", "confusable", "unknowable"))
@@ -58,11 +61,6 @@ class Arm:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"arm {self.name}: unknown mode {self.mode!r}, expected one of {MODES}")
-
-
-def grid_names() -> list[str]:
-    """The grids of ``conf/reproduce/``."""
-    return sorted(p.stem for p in GRIDS_DIR.glob("*.yaml"))
 
 
 def load_grid(name: str) -> tuple[Arm, ...]:
@@ -309,11 +307,11 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = (parser := _parser()).parse_args(argv)
+    args = (cli := parser()).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     quiet_console()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    arms = _select_arms(parser, args)
+    arms = _select_arms(cli, args)
     out = Path(args.out or f"results/reproduction/{args.grid}")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -339,19 +337,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header)
     print(table)
     return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m speciarl.reproduce", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", help="output folder (default: results/reproduction/<grid>)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=200, help="RL steps per run")
-    parser.add_argument("--sft-steps", type=int, default=300, help="steps of the SFT baseline")
-    parser.add_argument("--grid", choices=grid_names(), default="main", help="conf/reproduce/<grid>.yaml")
-    parser.add_argument("--arms", nargs="+", help="only these arms of the grid")
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (1 thread each)")
-    parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every run")
-    return parser
 
 
 def _select_arms(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Arm, ...]:

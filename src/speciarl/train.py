@@ -10,8 +10,15 @@ jobs included (they add Lightning callbacks; see ``speciarl.reproduce``).
 
 from __future__ import annotations
 
+from speciarl.cli_help import answer_help
+
+answer_help("train", __name__)  # before torch and Lightning load: --help in about a second
+
 import json
 import logging
+import os
+import signal
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -23,13 +30,20 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, seed_everything
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
+from speciarl.runs.atomic_files import write_folder_atomically, write_text_atomically
+from speciarl.runs.before_cache import cache_folder, measure_once
 from speciarl.runs.console import Progress, StepProgress, quiet_console
 from speciarl.runs.dashboard import log_run_results
 from speciarl.runs.loggers import announce_wandb, config_choice, finish_wandb, name_run
+from speciarl.runs.nonfinite import refuse_nonfinite
+from speciarl.runs.preemption import Preempted
+from speciarl.runs.run_end import close_rollout, report_run_end, run_then_exit, wandb_run
+from speciarl.runs.safety import RunSafety
 from speciarl.runs.sweep import annotate_sweep_job
 from speciarl.verifier.redaction import reject_url_credentials
 
@@ -96,9 +110,12 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     seed_everything(cfg.seed, workers=True, verbose=False)
-    table = ""
+    table, wandb, module = "", None, None
+    safety = RunSafety(cfg, out_dir)
+    safety.start()  # run-folder lock; a corrupt or mismatched ckpt_path fails here, before any build
     try:
         module, datamodule = build_module(cfg)
+        safety.check_model(module.model)
         setup_seconds = time.perf_counter() - started
         tags = run_tags(cfg.algorithm, cfg.reward)
         trained_name = f"{tags[0]}+{tags[-1]}"  # e.g. dapo+speciarl: the method of the "after" row
@@ -109,18 +126,17 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             cfg.trainer,
             logger=loggers or False,
             default_root_dir=str(out_dir),
-            callbacks=[*checkpoints, *progress, *callbacks],
+            callbacks=[*checkpoints, *progress, *callbacks, *safety.callbacks(module.preemption)],
             enable_checkpointing=bool(checkpoints),
         )
+        safety.attach(trainer)
 
         results: dict[str, Any] = {"setup_seconds": setup_seconds, "method": trained_name, "reward": tags[-1]}
         results["data"] = config_choice("data", "data")
-        if cfg.eval.before:
-            results["before"] = _validate(trainer, module, datamodule)
-        if cfg.eval.best_of_n and cfg.eval.best_of_n > 1:
-            results[f"before_best_of_{cfg.eval.best_of_n}"] = _best_of_n(cfg, module, datamodule)
+        results.update(_measure_before(cfg, trainer, module, datamodule, loggers))
         fit_started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with safety.fitting(trainer, module.preemption):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         results["fit_seconds"] = time.perf_counter() - fit_started
         results["steps"] = int(trainer.global_step)
         if cfg.eval.after:
@@ -130,13 +146,16 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             results["policy_dir"] = str(_save_policy(cfg, module, out_dir / "policy", results))
         results["wall_seconds"] = time.perf_counter() - started
         if trainer.is_global_zero:  # one results file per run, not one per rank
-            (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+            write_text_atomically(out_dir / "results.json", json.dumps(results, indent=1))
             log_run_results(loggers, results, trained_name, config_choice("data", "data"), out_dir)
             table = format_results(results, cfg)
+            wandb = wandb_run(loggers)  # before W&B closes
     finally:
         finish_wandb()
-    if table:  # last, after W&B has closed: the figures are what the terminal ends with
-        print(table, flush=True)
+        close_rollout(getattr(module, "rollout", None))
+        safety.stop()
+    if table:  # last, after W&B has closed: the figures, then where everything went
+        report_run_end(table, out_dir, results, wandb)
     return results
 
 
@@ -154,13 +173,38 @@ def _save_policy(cfg: DictConfig, module: SpeciaRLModule, folder: Path, results:
     from speciarl.policy.saved import save_policy
     from speciarl.runs.model_card import CardInfo, base_model_id, write_model_card
 
-    save_policy(module.policy, folder, cfg.model.get("prompt"))
-    kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
-    info = CardInfo(
-        base_model_id(cfg.model), results["method"], results["reward"], results["data"], kind, results
-    )
-    write_model_card(folder, info)
-    return folder
+    refuse_nonfinite(module.model.state_dict(), str(folder))
+
+    def fill(staged: Path) -> None:  # written whole under a temporary name, then renamed
+        save_policy(module.policy, staged, cfg.model.get("prompt"))
+        kind = "adapter" if (staged / "adapter_config.json").is_file() else "full"
+        info = CardInfo(
+            base_model_id(cfg.model), results["method"], results["reward"], results["data"], kind, results
+        )
+        write_model_card(staged, info)
+
+    return write_folder_atomically(folder, fill)
+
+
+def _measure_before(
+    cfg: DictConfig, trainer: Any, module: SpeciaRLModule, datamodule: Any, loggers: Sequence[Any]
+) -> dict[str, Any]:
+    """The "before" rows: greedy and best-of-N, measured, or reused within a sweep (runs.before_cache).
+
+    ``eval_cache`` says where reusable figures live and which rows this run read from there.
+    """
+    folder, rows, reused = cache_folder(cfg, trainer.world_size), {}, []
+    measures = {"before": lambda: _validate(trainer, module, datamodule)} if cfg.eval.before else {}
+    if cfg.eval.best_of_n and cfg.eval.best_of_n > 1:
+        measures[f"before_best_of_{cfg.eval.best_of_n}"] = lambda: _best_of_n(cfg, module, datamodule)
+    for name, compute in measures.items():
+        rows[name], was_stored = measure_once(folder, cfg, name, compute)
+        reused += [name] if was_stored else []
+    for logger in loggers if "before" in reused else ():  # what the validation pass would have logged
+        logger.log_metrics(rows["before"], step=trainer.global_step)
+    if folder is not None:
+        rows["eval_cache"] = {"folder": str(folder), "reused": reused}
+    return rows
 
 
 def _validate(trainer: Any, module: SpeciaRLModule, datamodule: Any) -> dict[str, float]:
@@ -187,7 +231,7 @@ def _best_of_n(cfg: DictConfig, module: SpeciaRLModule, datamodule: Any) -> dict
     if progress:
         progress.close()
     summaries = summarize_records(records, by_tag=cfg.module.get("val_breakdown_tag"))
-    flat = {f"val/{k}": v for k, v in summaries["all"].items()}
+    flat = {f"val/{k}": v for k, v in summaries["all"].items()} | {"val/n": float(len(samples))}
     for tag, values in summaries.items():
         if tag != "all":
             flat.update({f"val_{tag}/{k}": values[k] for k in ("correctness", "specificity", "hm")})
@@ -200,7 +244,7 @@ def format_results(results: dict[str, Any], cfg: DictConfig) -> str:
     if not rows:
         return ""
     lines = [
-        f"\nheld-out split: {cfg.data.get('val', {}).get('size', '?')} samples; "
+        f"\nheld-out split: {_measured_samples(rows, cfg)} samples; "
         f"{results.get('steps', 0)} steps in {results.get('fit_seconds', 0):.0f} s "
         f"(wall {results.get('wall_seconds', 0):.0f} s)",
         f"{'':<22}{'correctness':>12}{'specificity':>12}{'HM':>8}",
@@ -213,12 +257,31 @@ def format_results(results: dict[str, Any], cfg: DictConfig) -> str:
     return "\n".join(lines)
 
 
+def _measured_samples(rows: list[tuple[str, Any]], cfg: DictConfig) -> str:
+    """How many images the rows measured (``val/n``; ``a or b`` when they differ), else the split's size."""
+    counts = sorted({int(values["val/n"]) for _, values in rows if values.get("val/n") is not None})
+    if counts:
+        return " or ".join(str(n) for n in counts)
+    return str(cfg.data.get("val", {}).get("size", "?"))
+
+
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    results = train(annotate_sweep_job(cfg))
+    try:
+        results = train(annotate_sweep_job(cfg))
+    except SIGTERMException:  # Lightning's, outside training (a held-out measurement): not 0
+        logging.shutdown()
+        os._exit(128 + signal.SIGTERM)
+    except Preempted as stop:
+        # Judge requests still in flight would hold the interpreter's exit until their deadline:
+        # everything worth keeping is written, so leave now, non-zero (runs.preemption).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stop.exit_code)
     after = results.get("after", {})
     return after.get("val/hm")
 
 
 if __name__ == "__main__":
-    main()
+    run_then_exit(main)  # no interpreter teardown after the figures (runs.run_end)

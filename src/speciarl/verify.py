@@ -14,6 +14,10 @@ counters. Exit status 1 when any line was unreadable or could not be judged (jud
 
 from __future__ import annotations
 
+from speciarl.cli_help import answer_help
+
+answer_help("verify", __name__)  # before torch and Lightning load: --help in about a second
+
 import json
 import logging
 import sys
@@ -26,56 +30,78 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from speciarl.core.categories import Category, Judgement, Outcome, extract_answer, parse_judgement
+from speciarl.data.jsonl_lines import NotUtf8Error, decode_line, jsonl_lines
 from speciarl.evaluation.loop import resolve
 from speciarl.evaluation.metrics import summary
+from speciarl.runs.atomic_files import atomic_file
 from speciarl.verifier.redaction import reject_url_credentials
 
 log = logging.getLogger("speciarl.verify")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
-def read_pairs(path: Path, keys: DictConfig | dict[str, str]) -> list[dict[str, Any]]:
-    """Every line of ``path`` as a row; unreadable lines become rows with an ``error`` and no pair."""
+def read_pairs(
+    path: Path, keys: DictConfig | dict[str, str]
+) -> tuple[list[dict[str, Any]], list[str | None]]:
+    """Every line of ``path`` as a row, and per row what kept it from being judged (None: nothing).
+
+    The problems are kept apart from the rows: a row's own fields (an ``"error"`` among them)
+    are data to carry through, never instructions to skip it. Lines are split on ``\n`` only
+    (``data.jsonl_lines``): a raw U+2028 inside a string stays in its line.
+    """
     if not path.is_file():
         raise FileNotFoundError(
             f"no input file at {path}: expected a JSONL of {{'{keys['ground_truth']}': ..., "
             f"'{keys['prediction']}': ...}} objects"
         )
     rows: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    problems: list[str | None] = []
+    for number, raw in jsonl_lines(path):
         try:
-            row = json.loads(line)
+            row = json.loads(decode_line(path, number, raw))
+        except NotUtf8Error as err:
+            rows.append({"line": number})
+            problems.append(str(err))
+            continue
         except json.JSONDecodeError as err:
-            rows.append({"line": number, "error": f"not JSON: {err.msg}"})
+            rows.append({"line": number})
+            problems.append(f"not JSON: {err.msg}")
             continue
         if not isinstance(row, dict):
-            rows.append({"line": number, "error": "not a JSON object"})
+            rows.append({"line": number})
+            problems.append("not a JSON object")
             continue
-        truth = row.get(keys["ground_truth"])
-        if not isinstance(truth, str) or not truth.strip():
-            row["error"] = f"no {keys['ground_truth']!r} string"
-        elif keys["prediction"] in row:
-            prediction = row[keys["prediction"]]
-            if prediction is not None and not isinstance(prediction, str):
-                row["error"] = f"{keys['prediction']!r} must be a string or null"
-        elif isinstance(row.get(keys["completion"]), str):
-            row[keys["prediction"]] = extract_answer(row[keys["completion"]])
-        else:
-            row["error"] = f"neither {keys['prediction']!r} nor {keys['completion']!r}"
         rows.append(row)
-    return rows
+        problems.append(_pair_problem(row, keys))
+    return rows, problems
 
 
-def judge_rows(judge: Any, rows: list[dict[str, Any]], keys: Any, chunk: int) -> list[Judgement | None]:
+def _pair_problem(row: dict[str, Any], keys: Any) -> str | None:
+    """Why ``row`` holds no (ground truth, prediction) pair; fills the prediction from a completion."""
+    truth = row.get(keys["ground_truth"])
+    if not isinstance(truth, str) or not truth.strip():
+        return f"no {keys['ground_truth']!r} string"
+    if keys["prediction"] in row:
+        prediction = row[keys["prediction"]]
+        if prediction is not None and not isinstance(prediction, str):
+            return f"{keys['prediction']!r} must be a string or null"
+        return None
+    if isinstance(row.get(keys["completion"]), str):
+        row[keys["prediction"]] = extract_answer(row[keys["completion"]])
+        return None
+    return f"neither {keys['prediction']!r} nor {keys['completion']!r}"
+
+
+def judge_rows(
+    judge: Any, rows: list[dict[str, Any]], problems: list[str | None], keys: Any, chunk: int
+) -> list[Judgement | None]:
     """The judge's verdict for every readable row (None for unreadable ones), ``chunk`` pairs per call.
 
     A judge call that raises (a damaged cache, a bug) does not lose the file: its rows get
     ``judge error`` with the exception in ``judge_failure``, the error is logged with its
     traceback, and the other chunks are still judged, so every line is written.
     """
-    readable = [i for i, r in enumerate(rows) if "error" not in r]
+    readable = [i for i, problem in enumerate(problems) if problem is None]
     verdicts: list[Judgement | None] = [None] * len(rows)
     for start in range(0, len(readable), chunk):
         part = readable[start : start + chunk]
@@ -146,21 +172,21 @@ def verify(cfg: DictConfig) -> int:
     reject_url_credentials(cfg)
     source = Path(cfg.input).expanduser()
     keys = cfg.fields
-    rows = read_pairs(source, keys)
+    rows, problems = read_pairs(source, keys)
     judge = instantiate(cfg.verifier)
-    verdicts = judge_rows(judge, rows, keys, int(cfg.chunk))
+    verdicts = judge_rows(judge, rows, problems, keys, int(cfg.chunk))
     target = Path(cfg.output).expanduser() if cfg.output else source.with_suffix(".verdicts.jsonl")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", encoding="utf-8") as fh:
-        for row, verdict in zip(rows, verdicts, strict=True):
-            fh.write(
-                json.dumps({**row, "verdict": None if verdict is None else verdict.value}, ensure_ascii=False)
-                + "\n"
-            )
-    unreadable = sum("error" in r for r in rows)
-    for row in rows:
-        if "error" in row:
-            log.warning("line %s skipped: %s", row.get("line", "?"), row["error"])
+    with atomic_file(target, "w") as fh:  # whole or not at all (runs.atomic_files)
+        for row, problem, verdict in zip(rows, problems, verdicts, strict=True):
+            record = {**row, "verdict": None if verdict is None else verdict.value}
+            if problem is not None:
+                record["error"] = problem
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    unreadable = sum(problem is not None for problem in problems)
+    for row, problem in zip(rows, problems, strict=True):
+        if problem is not None:
+            log.warning("%s line %s skipped: %s", source, row.get("line", "?"), problem)
     audit = agreement(rows, verdicts, keys["human"])
     totals = getattr(judge, "totals", None)
     print(report(verdicts, unreadable, audit, totals))

@@ -30,8 +30,32 @@ def test_table_rows_by_hand():
     assert base == pytest.approx(8_292_166_656 * 2 / 1024**3)  # 15.4 GiB
     assert lora == grads == pytest.approx(161_480_704 * 4 / 1024**3)  # 0.6 GiB
     assert adam == pytest.approx(161_480_704 * 8 / 1024**3)  # 1.2 GiB
-    # logits: 8192 completion tokens x 14 B x 152064 vocab = 16.2 GiB
-    assert logits == pytest.approx(8192 * 14 * 152064 / 1024**3)
+    # logits: one vocabulary chunk of 2**26 // 152064 = 441 tokens x 14 B x 152064 = 0.87 GiB
+    # (not all 8192 completion tokens' rows: vocab_chunks keeps one chunk alive)
+    assert logits == pytest.approx(441 * 14 * 152064 / 1024**3)
     assert vllm == pytest.approx(0.3 * 80)
     table = format_table(memory_rows(sizes, token_budget=16384))
     assert "peak while training" in table and "estimated" in table
+
+
+def test_host_rows_by_hand():
+    from speciarl.memory_host import HostRun, host_peak_gib, host_rows
+
+    sizes = model_sizes(qwen2_5_vl_7b_config(), lora_r=64)
+    run = HostRun(prompts=2, group_size=4, prompt_tokens=100, new_tokens=10, weight_bytes=2)
+    process, weights, lora, kv, acts, logits, decoding, training = (
+        gib for _, gib, _ in host_rows(sizes, run)
+    )
+    assert weights == pytest.approx(8_292_166_656 * 2 / 1024**3)
+    assert lora == pytest.approx(161_480_704 * 16 / 1024**3)
+    # 8 rows x 110 positions x 28 layers x (K, V) x 512 x 2 B = 2,523,136 * 2 * ... by hand:
+    assert kv == pytest.approx(8 * 110 * 28 * 2 * 512 * 2 / 1024**3)
+    # 2 x 100 + 8 x 10 = 280 tokens x 28 layers x 2 B x (4 x 3584 + 2 x 512 + 4 x 18944)
+    assert acts == pytest.approx(280 * 28 * 2 * (4 * 3584 + 2 * 512 + 4 * 18944) / 1024**3)
+    assert logits == pytest.approx(3 * 4 * 80 * 152064 / 1024**3)  # 80 tokens < one chunk
+    assert decoding == pytest.approx(process + weights + lora + kv)
+    assert (
+        host_peak_gib(host_rows(sizes, run))
+        == training
+        == pytest.approx(process + weights + lora + acts + logits)
+    )

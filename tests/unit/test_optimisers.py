@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speciarl.policy.policy import entropy_from_logits
+from speciarl.policy.vocab_chunks import entropy_from_logits
 from speciarl.rl.advantages import group_advantages
 from speciarl.rl.config import AlgorithmConfig, DynamicSampling, OverlongShaping
 from speciarl.rl.dynamic_sampling import informative_groups

@@ -21,7 +21,7 @@ OPTIMISERS = {
 }
 # Jobs per preset (3 seeds each): 3 algorithms x 2 rewards; DAPO with dynamic sampling x 2
 # rewards; GRPO x 5 rewards; GRPO x 3 noise levels.
-PRESETS = {"optimiser_grid": 18, "dynamic_sampling_grid": 6, "reward_grid": 15, "noise_grid": 9}
+PRESETS = {"algorithm_reward_grid": 18, "dynamic_sampling_grid": 6, "reward_grid": 15, "noise_grid": 9}
 
 
 def compose_train(*overrides, hydra=False):

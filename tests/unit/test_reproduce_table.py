@@ -16,13 +16,13 @@ from speciarl.reproduce import (
     _finished,
     aggregate,
     compose_config,
-    grid_names,
     job_key,
     load_grid,
     plot,
     results_table,
     top_wrong_answers,
 )
+from speciarl.reproduce_cli import grid_names
 
 
 def _figures(c: float, s: float) -> dict:

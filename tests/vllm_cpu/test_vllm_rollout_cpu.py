@@ -79,6 +79,29 @@ def _check_follows_the_policy(policy, backend, names, scale=0.05):
     assert largest < AGREE, "the engine did not pick up the updated weights"
 
 
+def _shared_memory() -> set[str]:
+    return {p.name for p in Path("/dev/shm").iterdir()} if Path("/dev/shm").is_dir() else set()
+
+
+def _close_and_check(backend, shm_before: set[str]) -> None:
+    """close() must end the engine: its processes gone, its shared memory released, at once."""
+    import psutil
+
+    # the engine core and its workers; multiprocessing's resource tracker serves the whole session
+    engine = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "resource_tracker" not in " ".join(p.cmdline())
+    ]
+    assert engine, "the engine runs in child processes (vLLM's multiprocessing engine core)"
+    backend.close()
+    _, alive = psutil.wait_procs(engine, timeout=30)
+    assert not alive, f"engine processes outlived close(): {[p.pid for p in alive]}"
+    assert backend._llm is None
+    left = _shared_memory() - shm_before
+    assert not left, f"shared memory left after close(): {sorted(left)}"
+
+
 # embed_tokens is tied to the LM head in the tiny model: the reload skips the head, whose packed
 # copy on vLLM's CPU backend must be refreshed (rollout/vllm_worker.py); without that the engine
 # stayed off by ~0.04 a token after this change.
@@ -87,24 +110,26 @@ def test_full_fine_tuning_weights_are_reloaded(tmp_path, changed):
     from speciarl.tiny.loading import tiny_policy
 
     policy = tiny_policy()
+    shm_before = _shared_memory()
     backend = _rollout(adapter_dir=str(tmp_path))
     try:
         _check_follows_the_policy(policy, backend, changed)
         # the tiny model's LM head is its token embedding: one tied head found and repacked
         assert backend._llm.collective_rpc("refresh_tied_lm_heads") == [1]
     finally:
-        backend.close()
+        _close_and_check(backend, shm_before)
 
 
 def test_lora_adapter_is_sent_each_version(tmp_path):
     from speciarl.tiny.loading import tiny_policy
 
     policy = tiny_policy(lora={"r": 8, "alpha": 16})
+    shm_before = _shared_memory()
     backend = _rollout(adapter_dir=str(tmp_path))
     try:
         _check_follows_the_policy(policy, backend, ("lora_B",), scale=0.3)
     finally:
-        backend.close()
+        _close_and_check(backend, shm_before)
 
 
 @pytest.mark.parametrize("lora", [False, True])
@@ -122,6 +147,9 @@ def test_training_end_to_end_logs_the_mismatch(tmp_path, lora):
     env = {**os.environ, "WANDB_MODE": "offline"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # the run shuts its engine down itself: nothing killed, nothing leaked, nothing after the table
+    for noise in ("force killing", "leaked shared_memory", "Traceback"):
+        assert noise not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
     (path,) = list(Path(out).glob("csv/version_*/metrics.csv"))
     rows = [r for r in csv.DictReader(path.open()) if r.get("train/reward_mean")]
     assert len(rows) == 2

@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from speciarl.core.samples import Sample
+from speciarl.data.jsonl_lines import decode_line, jsonl_lines
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,8 @@ class ManifestDataset(Dataset):
                 '{"image": ..., "label": ...} object per line (set data.train.path / data.val.path)'
             )
         self.rows: list[dict] = []
-        for number, line in enumerate(self.path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
+        for number, raw in jsonl_lines(self.path):
+            line = decode_line(self.path, number, raw)
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
@@ -94,6 +94,7 @@ class ManifestDataset(Dataset):
                     f"{self.path}:{number}: label {json.dumps(label)} is not a class name: expected a "
                     'non-empty string such as "golden-winged warbler"'
                 )
+            _check_tags(self.path, number, row.get("tags", {}))
             self.rows.append(row)
         if not self.rows:
             raise ValueError(f"manifest {self.path} lists no samples")
@@ -115,4 +116,15 @@ class ManifestDataset(Dataset):
             label=str(row["label"]),
             sample_id=str(row.get("id", f"{self.path.stem}-{index}")),
             tags={str(k): str(v) for k, v in row.get("tags", {}).items()},
+        )
+
+
+def _check_tags(path: Path, number: int, tags: object) -> None:
+    """Tags are an object of scalar values (``{"kind": "clean"}``); checked when the manifest is read,
+    not when a training step first touches the sample."""
+    scalar = (str, int, float, bool)
+    if not isinstance(tags, dict) or not all(isinstance(v, scalar) for v in tags.values()):
+        raise ValueError(
+            f"{path}:{number}: tags {json.dumps(tags)[:80]} must be an object of strings, "
+            'e.g. "tags": {"kind": "clean"} (or no tags key)'
         )

@@ -91,13 +91,19 @@ def chunked_token_logprobs(
     suppress_ids: Sequence[int] = (),
     temperature: float = 1.0,
     token_budget: int | None = None,
+    completion_pass: bool | None = None,
 ) -> Tensor:
-    """``token_logprobs`` of the whole rollout, computed micro-batch by micro-batch; [N, T]."""
+    """``token_logprobs`` of the whole rollout, computed micro-batch by micro-batch; [N, T].
+
+    ``completion_pass``: the route's choice (``logprob_route``; None: by device).
+    """
     width = rollout.completion_ids.shape[1]
     parts = micro_batches(rollout, token_budget)
     out = None
     for rows, part in parts:
-        logp = padded_to(token_logprobs(model, part, suppress_ids, temperature), width)
+        logp = padded_to(
+            token_logprobs(model, part, suppress_ids, temperature, completion_pass=completion_pass), width
+        )
         if out is None:
             out = logp.new_zeros((rollout.completion_ids.shape[0], width))
         out[torch.as_tensor(rows, device=logp.device)] = logp

@@ -68,15 +68,6 @@ class Policy:
         ]
 
 
-def entropy_from_logits(logits: Tensor) -> Tensor:
-    """H = logsumexp(z) - sum_v softmax(z)_v z_v over the last dim; -inf logits (suppressed) add 0."""
-    lse = torch.logsumexp(logits, dim=-1, keepdim=True)
-    probs = torch.exp(logits - lse)
-    # where, not multiply: a suppressed logit is -inf and 0 * -inf is nan.
-    finite = torch.where(torch.isfinite(logits), logits, torch.zeros_like(logits))
-    return lse.squeeze(-1) - (probs * finite).sum(-1)
-
-
 def is_peft_model(model: torch.nn.Module) -> bool:
     """True for a peft ``PeftModel`` (a LoRA adapter on a frozen base), without importing peft.
 
@@ -102,6 +93,7 @@ def token_logprobs(
     suppress_ids: Sequence[int] = (),
     temperature: float = 1.0,
     max_logits: int = DEFAULT_MAX_LOGITS,
+    completion_pass: bool | None = None,
 ) -> Tensor:
     """log pi(token_t | prefix) for every completion token, [N, T]; 0 where masked out.
 
@@ -110,9 +102,11 @@ def token_logprobs(
     padding, completion tail past the longest response); a prompt shared by G rollouts runs
     once (``shared_prompts``), else each distinct image goes through the vision tower once
     (``shared_images``); only real completion positions are projected to the vocabulary, in
-    chunks of at most ``max_logits`` logits (``vocab_chunks``).
+    chunks of at most ``max_logits`` logits (``vocab_chunks``). ``completion_pass``: run the
+    completion tokens through our own layer pass (``completion_pass``) after the shared prompt;
+    None decides by device (CPU only), as ``logprob_route.choose_route`` does at setup.
     """
-    return _fast_token_logprobs(model, rollout, suppress_ids, temperature, max_logits)
+    return _fast_token_logprobs(model, rollout, suppress_ids, temperature, max_logits, False, completion_pass)
 
 
 def token_logprobs_with_entropy(
@@ -120,48 +114,16 @@ def token_logprobs_with_entropy(
     rollout: Rollout,
     suppress_ids: Sequence[int] = (),
     temperature: float = 1.0,
+    max_logits: int = DEFAULT_MAX_LOGITS,
+    completion_pass: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """``token_logprobs`` and the policy's entropy at every completion position, both [N, T]."""
-    logits = _completion_logits(model, rollout, suppress_ids, temperature)
-    entropy = entropy_from_logits(logits)
-    return _picked_logprobs(logits, rollout), torch.where(
-        rollout.completion_mask, entropy, torch.zeros_like(entropy)
-    )
+    """``token_logprobs`` and the policy's entropy at every completion position, both [N, T].
 
-
-def _completion_logits(
-    model: torch.nn.Module, rollout: Rollout, suppress_ids: Sequence[int], temperature: float
-) -> Tensor:
-    """Float logits predicting each completion token, [N, T, V], suppressed ids at -inf."""
-    prompts = rollout.prompts
-    mask = rollout.completion_mask
-    ids = rollout.completion_ids
-    width = ids.shape[1]
-    input_ids = torch.cat([prompts.input_ids, ids], dim=1)
-    attention = torch.cat([prompts.attention_mask, mask.to(prompts.attention_mask.dtype)], dim=1)
-    mm_types = torch.cat([prompts.mm_token_type_ids, torch.zeros_like(ids)], dim=1)
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention,
-        mm_token_type_ids=mm_types,
-        pixel_values=prompts.pixel_values,
-        image_grid_thw=prompts.image_grid_thw,
-        logits_to_keep=width + 1,
-        use_cache=False,
-    )
-    logits = out.logits[:, :-1, :].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    if suppress_ids:
-        logits[..., list(suppress_ids)] = float("-inf")
-    return logits
-
-
-def _picked_logprobs(logits: Tensor, rollout: Rollout) -> Tensor:
-    ids = rollout.completion_ids
-    picked = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    logp = picked - torch.logsumexp(logits, dim=-1)
-    return torch.where(rollout.completion_mask, logp, torch.zeros_like(logp))
+    On the same route as ``token_logprobs`` (shared prompt, completion pass, vocabulary chunks):
+    each chunk's logits give both figures.
+    """
+    both = _fast_token_logprobs(model, rollout, suppress_ids, temperature, max_logits, True, completion_pass)
+    return both[..., 0], both[..., 1]
 
 
 def _fast_token_logprobs(
@@ -170,8 +132,10 @@ def _fast_token_logprobs(
     suppress_ids: Sequence[int],
     temperature: float,
     max_logits: int,
+    with_entropy: bool = False,
+    completion_pass: bool | None = None,
 ) -> Tensor:
-    """The body of ``token_logprobs``: trimmed, shared-prefill, chunked-vocabulary log-probs."""
+    """The body of ``token_logprobs``: trimmed, shared-prefill, chunked-vocabulary log-probs ([N, T, 2] with entropy)."""
     prompts = rollout.prompts
     mask = rollout.completion_mask
     left = _leading_padding(prompts.attention_mask)
@@ -189,25 +153,26 @@ def _fast_token_logprobs(
     head = base.get_output_embeddings()
     decoder = getattr(base, "model", None)
     if decoder is not None and isinstance(head, torch.nn.Linear) and direct_calls_allowed(model):
-        hidden = shared_prompt_hidden(decoder, base, prompt, ids, kept)
+        hidden = shared_prompt_hidden(decoder, base, prompt, ids, kept, completion_pass)
         if hidden is None:
             full = _full_sequence(prompt, ids, kept)
             images = image_inputs(base, prompt["pixel_values"], prompt["image_grid_thw"])
             # The hidden states that predict completion tokens: positions P-1 ... P+T-2.
             hidden = decoder(**full, **images, use_cache=False).last_hidden_state[:, -(width + 1) : -1]
         logp = completion_logprobs(
-            head, hidden, ids, kept, head.out_features, suppress_ids, temperature, max_logits
+            head, hidden, ids, kept, head.out_features, suppress_ids, temperature, max_logits, with_entropy
         )
     else:  # no separable LM head, or a sharded model: full logits of the last T+1 positions
         full = _full_sequence(prompt, ids, kept)
         images = image_inputs(model, prompt["pixel_values"], prompt["image_grid_thw"])
         logits = model(**full, **images, logits_to_keep=width + 1, use_cache=False).logits[:, :-1, :]
+        vocab = logits.shape[-1]
         logp = completion_logprobs(
-            torch.nn.Identity(), logits, ids, kept, logits.shape[-1], suppress_ids, temperature, max_logits
+            torch.nn.Identity(), logits, ids, kept, vocab, suppress_ids, temperature, max_logits, with_entropy
         )
     if width == mask.shape[1]:
         return logp
-    return torch.cat([logp, logp.new_zeros(mask.shape[0], mask.shape[1] - width)], dim=1)
+    return torch.cat([logp, logp.new_zeros(mask.shape[0], mask.shape[1] - width, *logp.shape[2:])], dim=1)
 
 
 def _full_sequence(prompt: dict[str, Tensor], ids: Tensor, mask: Tensor) -> dict[str, Tensor]:

@@ -79,12 +79,46 @@ def _rope_positions(
     return positions
 
 
+def _rows_after_prompt(
+    decoder: torch.nn.Module,
+    cache: Any,
+    owner_index: Tensor,
+    ids: Tensor,
+    positions: Tensor,
+    full_attention: Tensor,
+    completion_pass: bool | None,
+) -> Tensor:
+    """[N, T-1, H] hidden states of each row's completion tokens (all but the last) after its shared prompt.
+
+    ``completion_pass`` None: our layer pass on CPU only, where it is measured; a GPU keeps the
+    decoder's own cached call and its fused kernels (which of them takes a GQA mask varies with
+    torch: a math fallback would store scores).
+    """
+    prompt_attention = full_attention[:, : full_attention.shape[1] - ids.shape[1]]
+    use_pass = ids.device.type == "cpu" if completion_pass is None else completion_pass
+    text = getattr(decoder, "language_model", None)
+    if use_pass and unsupported_decoder_reason(text) is None:
+        # Each row's prompt keys and values (autograd-tracked gathers) and its completion tokens.
+        kv = [(layer.keys[owner_index], layer.values[owner_index]) for layer in cache.layers]
+        valid = None if bool(prompt_attention.bool().all()) else prompt_attention.bool()
+        return completion_hidden(text, kv, ids[:, :-1], positions, valid)
+    cache.batch_select_indices(owner_index)
+    return decoder(
+        input_ids=ids[:, :-1],
+        attention_mask=full_attention[:, :-1],
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+    ).last_hidden_state
+
+
 def shared_prompt_hidden(
     decoder: torch.nn.Module,
     encoder_owner: torch.nn.Module,
     prompt: dict[str, Tensor],
     ids: Tensor,
     mask: Tensor,
+    completion_pass: bool | None = None,
 ) -> Tensor | None:
     """[N, T, H] hidden states that predict each completion token, each distinct prompt run once.
 
@@ -93,6 +127,8 @@ def shared_prompt_hidden(
     ``input_ids``, ``attention_mask``, ``mm_token_type_ids``, ``pixel_values`` and
     ``image_grid_thw`` with one image per row. Returns None when the batch has no repeated
     prompt or the model does not allow the path (then run the plain forward).
+    ``completion_pass``: the completion tokens through ``completion_pass.completion_hidden``
+    where the decoder allows it (None: on CPU only), else the decoder's own cached call.
     """
     from transformers.cache_utils import DynamicCache
 
@@ -127,41 +163,10 @@ def shared_prompt_hidden(
     # The last prompt position predicts the first completion token.
     hidden = [prompt_out.last_hidden_state[:, -1:][owner_index]]
     if width > 1:
-        hidden.append(_completion_states(decoder, cache, prompt, ids, full_attention, positions, owner_index))
+        completion_positions = positions[:, :, prompt_len:-1]
+        hidden.append(
+            _rows_after_prompt(
+                decoder, cache, owner_index, ids, completion_positions, full_attention, completion_pass
+            )
+        )
     return torch.cat(hidden, dim=1)
-
-
-def _completion_states(
-    decoder: torch.nn.Module,
-    cache: Any,
-    prompt: dict[str, Tensor],
-    ids: Tensor,
-    full_attention: Tensor,
-    positions: Tensor,
-    owner_index: Tensor,
-) -> Tensor:
-    """[N, T - 1, H] hidden states of the completion tokens but the last, on each row's prompt cache.
-
-    ``cache`` holds the distinct prompts' keys and values; ``owner_index`` maps each row to its
-    prompt. On CPU the completion pass reads them by gather; elsewhere the cache is expanded to
-    the rows and the stock decoder runs.
-    """
-    attention = prompt["attention_mask"]
-    prompt_len = prompt["input_ids"].shape[1]
-    text = getattr(decoder, "language_model", None)
-    # On CPU only, where it is measured; on a GPU the stock call keeps its fused kernels (which
-    # of them takes a GQA mask varies with the torch version: a math fallback would store scores).
-    if ids.device.type == "cpu" and unsupported_decoder_reason(text) is None:
-        # Each row's prompt keys and values (autograd-tracked gathers) and its completion tokens.
-        kv = [(layer.keys[owner_index], layer.values[owner_index]) for layer in cache.layers]
-        valid = None if bool(attention.bool().all()) else attention.bool()
-        return completion_hidden(text, kv, ids[:, :-1], positions[:, :, prompt_len:-1], valid)
-    cache.batch_select_indices(owner_index)
-    completion_out = decoder(
-        input_ids=ids[:, :-1],
-        attention_mask=full_attention[:, :-1],
-        position_ids=positions[:, :, prompt_len:-1],
-        past_key_values=cache,
-        use_cache=True,
-    )
-    return completion_out.last_hidden_state

@@ -131,6 +131,8 @@ class UpdateSums:
     mismatch_abs_sum: float = 0.0
     mismatch_tokens: float = 0.0
     mismatch_max: float = 0.0
+    # per optimiser step: None when applied, else the non-finite quantity that skipped it
+    nonfinite: list[str | None] = field(default_factory=list)
 
     def record_mismatch(self, old_logp: Tensor, sampler_logp: Tensor, mask: Tensor) -> None:
         """Add the rows' |log pi_old - log p_engine| over ``mask`` (each sampled token once)."""

@@ -19,6 +19,7 @@ gradient all-reduce) that it must match; in a single process it skips the update
 from __future__ import annotations
 
 import copy
+import math
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 
 from speciarl.core.distributed import all_reduce_sum, world_size
 from speciarl.core.rollouts import Rollout
+from speciarl.policy.logprob_route import LogprobRoute, announce, choose_route
 from speciarl.policy.microbatch import chunked_token_logprobs, micro_batches
 from speciarl.policy.policy import Policy, is_peft_model, token_logprobs, token_logprobs_with_entropy
 from speciarl.rl.advantages import ADVANTAGE_ESTIMATORS
@@ -108,10 +110,26 @@ class PolicyUpdate:
         if algorithm.kl_coef > 0 and not is_peft_model(self.model):
             # Full fine-tuning: the reference is a frozen copy of the starting weights.
             self._frozen_reference = (copy.deepcopy(self.model).eval().requires_grad_(False),)
+        # Chosen by ``to`` at fit start, once the device is known (None before: each call decides by device).
+        self.route: LogprobRoute | None = None
 
     def to(self, device: torch.device) -> None:
+        """Move the reference to ``device`` and choose the run's log-prob route there (logged once)."""
         for ref in self._frozen_reference:
             ref.to(device)
+        self.route = announce(
+            choose_route(
+                self.model,
+                device,
+                entropy=self.algorithm.entropy_coef != 0,
+                fast_decode=getattr(self.rollout, "fast_decode", None),
+            )
+        )
+
+    @property
+    def completion_pass(self) -> bool | None:
+        """The route's completion-pass choice (None before setup: decided by device per call)."""
+        return None if self.route is None else self.route.completion_pass
 
     def run(self, module: LightningModule, batch: TrainBatch | None) -> UpdateSums | None:
         """All optimiser steps of one training step; None when skipped (no data, one process)."""
@@ -148,10 +166,14 @@ class PolicyUpdate:
         if not (algorithm.mini_batches == 1 and algorithm.ppo_epochs == 1):
             # The rollout policy's log-probs; with a single update they equal the current ones.
             with torch.no_grad():
-                old_logp = chunked_token_logprobs(self.model, rollout, suppress, temperature, self.budget)
+                old_logp = chunked_token_logprobs(
+                    self.model, rollout, suppress, temperature, self.budget, self.completion_pass
+                )
         if algorithm.kl_coef > 0:
             with torch.no_grad(), self._reference() as ref:
-                ref_logp = chunked_token_logprobs(ref, rollout, suppress, temperature, self.budget)
+                ref_logp = chunked_token_logprobs(
+                    ref, rollout, suppress, temperature, self.budget, self.completion_pass
+                )
         if old_logp is not None and rollout.sampler_logp is not None:
             sums.record_mismatch(old_logp, rollout.sampler_logp, rollout.completion_mask)
         return _Targets(batch, loss_mask, old_logp, ref_logp)
@@ -189,12 +211,14 @@ class PolicyUpdate:
             module.manual_backward(sum((p * 0.0).sum() for p in self.model.parameters() if p.requires_grad))
         index = torch.as_tensor(rows, dtype=torch.long)
         additive = is_additive(self.algorithm.loss_agg)
+        loss_finite = True
         for i, (piece_rows, piece) in enumerate(pieces):
             at = index[torch.as_tensor(piece_rows, dtype=torch.long)]
             piece_mask = targets.loss_mask[at][:, : piece.completion_ids.shape[1]].to(
                 piece.completion_mask.device
             )
             out = self._loss(targets, at, piece, piece_mask, sums)
+            loss_finite = loss_finite and bool(torch.isfinite(out.loss))
             piece_units = float(aggregation_units(piece_mask, self.algorithm.loss_agg))
             piece_tokens = float(piece_mask.sum())
             weight = partial_loss_weight(piece_units, units, world_size(), additive)
@@ -209,8 +233,19 @@ class PolicyUpdate:
                     else (1.0 if additive else piece_units / units)
                 )
                 sums.weighted[key] += float(figures[key].detach()) * share
-        sums.grad_norm += float(_grad_norm(self.model))
-        module.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
+        grad_norm = float(_grad_norm(self.model))
+        nonfinite = _nonfinite_quantity(loss_finite, grad_norm, module.device)
+        sums.nonfinite.append(nonfinite)
+        if nonfinite is None:
+            sums.grad_norm += grad_norm
+            module.clip_gradients(
+                optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm"
+            )
+        else:
+            # Not applied: without gradients the optimiser leaves every weight and its own state
+            # as they were; the step is still counted (as Lightning's global step), so the
+            # schedule, the checkpoint period and the data stay in line with an applied one.
+            optimizer.zero_grad(set_to_none=True)
         optimizer.step()
         scheduler = module.lr_schedulers()
         if scheduler is not None:
@@ -224,10 +259,11 @@ class PolicyUpdate:
         suppress, temperature = self.policy.suppress_ids, self.rollout.temperature
         width = piece.completion_ids.shape[1]
         entropy = None
+        route = {"completion_pass": self.completion_pass}
         if self.algorithm.entropy_coef != 0:
-            logp, entropy = token_logprobs_with_entropy(self.model, piece, suppress, temperature)
+            logp, entropy = token_logprobs_with_entropy(self.model, piece, suppress, temperature, **route)
         else:
-            logp = token_logprobs(self.model, piece, suppress, temperature)
+            logp = token_logprobs(self.model, piece, suppress, temperature, **route)
         old = logp.detach() if targets.old_logp is None else targets.old_logp[at][:, :width].to(logp.device)
         ref = None if targets.ref_logp is None else targets.ref_logp[at][:, :width].to(logp.device)
         advantages = targets.batch.advantages[at].to(device=logp.device, dtype=logp.dtype)
@@ -249,12 +285,7 @@ class PolicyUpdate:
             entropy,
             weights,
         )
-        if not torch.isfinite(out.loss):
-            raise FloatingPointError(
-                f"non-finite loss {float(out.loss)}: check the log-prob masking and the rewards "
-                "(a NaN reward must never reach the loss)"
-            )
-        return out
+        return out  # a non-finite loss is not applied (_mini_batch_step; runs.nonfinite)
 
     @contextmanager
     def _reference(self):
@@ -271,6 +302,20 @@ def _no_backward_sync(module: LightningModule) -> AbstractContextManager:
     """DDP's no_sync for gradient accumulation over micro-batches (a no-op elsewhere)."""
     strategy = module.trainer.strategy
     return strategy.block_backward_sync() if isinstance(strategy, ParallelStrategy) else nullcontext()
+
+
+def _nonfinite_quantity(loss_finite: bool, grad_norm: float, device: torch.device) -> str | None:
+    """``"loss"`` or ``"grad_norm"`` when this optimiser step must be skipped on every rank, else None.
+
+    The gradient norm is taken after DDP's all-reduce (the same on every rank); a rank's own loss
+    is not, so the two flags are summed over ranks and all ranks skip alike.
+    """
+    flags = torch.tensor([float(not loss_finite), float(not math.isfinite(grad_norm))], dtype=torch.float64)
+    if world_size() > 1:
+        flags = all_reduce_sum(flags.to(device)).cpu()
+    if flags[0] > 0:
+        return "loss"
+    return "grad_norm" if flags[1] > 0 else None
 
 
 def _grad_norm(model: nn.Module) -> Tensor:

@@ -10,6 +10,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogits
 
 from speciarl.core.rollouts import PromptBatch, Rollout
 from speciarl.core.samples import Sample
+from speciarl.policy.logprob_route import AUTO, path_enabled
 from speciarl.policy.policy import Policy
 from speciarl.rollout.backend import RolloutBackend
 from speciarl.rollout.decode import SAMPLERS, DecodeSettings, decode, unsupported_reason
@@ -31,7 +32,9 @@ class HFRollout(RolloutBackend):
         share_prefill: on the ``generate`` path, run each prompt's prefill once for its G samples
             (same samples, faster; ``shared_prefill``); False uses the stock
             ``num_return_sequences`` expansion. The own loop always prefills once per prompt.
-        fast_decode: use our decode loop where it applies (False: always ``generate``).
+        fast_decode: our decode loop where it applies: "auto" (the default) on CPU only, a GPU
+            keeping ``generate``'s fused kernels; True on any device (asked for); False: always
+            ``generate`` (``policy.logprob_route``, which logs the choice at setup).
         sampler: how the own loop draws a token: ``"multinomial"`` (the default: ``generate``'s own
             draw, so the same samples for a seed and every recorded run regenerates; one
             exponential variate per vocabulary entry) or ``"inverse_cdf"`` (one uniform per row:
@@ -49,7 +52,7 @@ class HFRollout(RolloutBackend):
         min_new_tokens: int = 0,
         share_prefill: bool = True,
         report_logprobs: bool = False,
-        fast_decode: bool = True,
+        fast_decode: bool | str = AUTO,
         sampler: str = "multinomial",
     ):
         if max_new_tokens <= 0:
@@ -58,6 +61,8 @@ class HFRollout(RolloutBackend):
             raise ValueError(f"need 0 <= min_new_tokens <= max_new_tokens, got {min_new_tokens}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
+        if fast_decode not in (True, False, AUTO):
+            raise ValueError(f"fast_decode must be true, false or {AUTO!r}, got {fast_decode!r}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         self.max_new_tokens = max_new_tokens
@@ -86,7 +91,8 @@ class HFRollout(RolloutBackend):
         was_training = model.training
         model.eval()
         try:
-            if self.fast_decode and unsupported_reason(model, prompts) is None:
+            own = path_enabled(self.fast_decode, prompts.input_ids.device, "own decode loop")
+            if own and unsupported_reason(model, prompts) is None:
                 settings = DecodeSettings(
                     max_new_tokens=self.max_new_tokens,
                     eos_id=policy.eos_id,

@@ -389,8 +389,13 @@ class VLLMRollout(RolloutBackend):
         return target
 
     def close(self) -> None:
-        """Drop the engine and the adapter files."""
-        self._llm = None
+        """Shut the engine down (core process, KV cache, shared memory); delete the adapter files.
+
+        Only dropping the reference left the engine alive until exit (its finaliser waits for it)."""
+        llm, self._llm = self._llm, None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown(timeout=60.0)  # vLLM's 5 s force-kills a loaded CPU engine mid-teardown
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None

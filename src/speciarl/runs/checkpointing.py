@@ -14,8 +14,6 @@ folder; a temporary folder left by a killed run is removed by the next export.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +23,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from speciarl.export import save_adapter, save_model
 from speciarl.policy.policy import is_peft_model
+from speciarl.runs.atomic_files import write_folder_atomically
+from speciarl.runs.nonfinite import refuse_nonfinite
 
 log = logging.getLogger(__name__)
 # The checkpoint is meant to hold the state *after* the step's updates (what a resumed run
@@ -108,25 +108,14 @@ def export_policy_atomically(
     together with the weights.
     """
     target = Path(target)
-    for stale in target.parent.glob(f".{target.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a run killed mid-export
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    if is_peft_model(policy.model):
-        save_adapter(policy, staging)
-    else:
-        save_model(policy, staging, merge=False)
-    if add_files is not None:
-        add_files(staging)
-    for path in staging.rglob("*"):  # on disk before the rename makes the folder visible
-        if path.is_file():
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())
-    if target.exists():
-        # A rename cannot replace a non-empty folder: move the old one aside first, then drop it.
-        retired = target.with_name(f".{target.name}.tmp-old-{os.getpid()}")
-        os.replace(target, retired)
-        os.replace(staging, target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, target)
-    return target
+    refuse_nonfinite(policy.model.state_dict(), str(target))
+
+    def fill(staging: Path) -> None:
+        if is_peft_model(policy.model):
+            save_adapter(policy, staging)
+        else:
+            save_model(policy, staging, merge=False)
+        if add_files is not None:
+            add_files(staging)
+
+    return write_folder_atomically(target, fill)

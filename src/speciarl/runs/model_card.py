@@ -37,6 +37,7 @@ class CardInfo:
     kind: str  # "adapter" | "full"
     results: Mapping[str, Any] = field(default_factory=dict)
     command: str = field(default_factory=lambda: "python -m " + " ".join(_argv()))
+    prompt: str = "base"  # the prompt preset it was trained with (speciarl.core.prompts)
 
 
 def _argv() -> list[str]:
@@ -103,33 +104,89 @@ def render_card(info: CardInfo) -> str:
         lines += ["| method | correctness | specificity | HM |", "|---|---|---|---|"]
         lines += [f"| {m} | {c:.4f} | {s:.4f} | {h:.4f} |" for m, c, s, h in rows]
         lines.append("")
-    lines += ["## Command", "", "```bash", info.command, "```", "", "## Use", "", "```python"]
-    if info.kind == "adapter":
-        lines += [
-            "from peft import PeftModel",
-            'model = PeftModel.from_pretrained(base_model, "<this folder or repo>")',
-        ]
-    else:
-        lines += [
-            "from transformers import AutoModelForImageTextToText",
-            'model = AutoModelForImageTextToText.from_pretrained("<this folder or repo>")',
-        ]
-    lines += [
+    lines += ["## Command", "", "```bash", info.command, "```", ""]
+    lines += prompt_section(info.prompt) + use_section(info.kind, info.prompt)
+    lines += ["## License", "", "Apache-2.0, as speciarl; the base model's own license also applies.", ""]
+    return "\n".join(lines)
+
+
+def prompt_section(preset: str) -> list[str]:
+    """How the model was prompted in training: one user turn, the image, then this text."""
+    from speciarl.core.prompts import prompt_text
+
+    return [
+        "## Prompt format",
+        "",
+        f"One user turn of the chat template: the image, then the text of the `{preset}` prompt:",
+        "",
+        "```text",
+        prompt_text(preset),
         "```",
         "",
-        "Or: `python -m speciarl.evaluate ckpt=<this folder>`.",
-        "",
-        "## License",
-        "",
-        "Apache-2.0, as speciarl; the base model's own license also applies.",
+        "with the generation prompt added. The model answers `<think>...</think><answer>label</answer>`;",
+        "the label (or `None`) is the text inside the first `<answer>`; what follows it, if anything, is",
+        "ignored. Greedy decoding gave the figures above.",
         "",
     ]
-    return "\n".join(lines)
+
+
+def use_section(kind: str, preset: str = "base") -> list[str]:
+    """Loading and one greedy answer: speciarl's environment first, stock transformers second.
+
+    speciarl's CPU environment has no torchvision, which the stock Qwen2-VL video processor needs,
+    so ``AutoProcessor`` fails there; ``speciarl.policy.processor.load_processor`` reads the same
+    folder image-only (and is ``AutoProcessor`` wherever torchvision works).
+    """
+    if kind == "adapter":
+        load = [
+            "from peft import PeftModel",
+            "from transformers import AutoModelForImageTextToText",
+            "base_model = AutoModelForImageTextToText.from_pretrained(BASE_MODEL_FOLDER)",
+            "model = PeftModel.from_pretrained(base_model, FOLDER)",
+            "processor = load_processor(BASE_MODEL_FOLDER)",
+        ]
+    else:
+        load = [
+            "from transformers import AutoModelForImageTextToText",
+            "model = AutoModelForImageTextToText.from_pretrained(FOLDER)",
+            "processor = load_processor(FOLDER)",
+        ]
+    return [
+        "## Use",
+        "",
+        "In speciarl's environment (no torchvision: `load_processor` reads the folder image-only):",
+        "",
+        "```python",
+        'FOLDER = "<this folder>"',
+        *(['BASE_MODEL_FOLDER = "<the base model folder>"'] if kind == "adapter" else []),
+        "from PIL import Image",
+        "from speciarl.core.categories import extract_answer",
+        "from speciarl.core.prompts import chat_messages, prompt_text",
+        "from speciarl.policy.processor import load_processor",
+        *load,
+        'image = Image.new("RGB", (64, 64), "red")  # your image',
+        f"messages = chat_messages(image, prompt_text({preset!r}))",
+        "prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)",
+        'inputs = processor(text=[prompt], images=[image], return_tensors="pt")',
+        'end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")  # the end of the answer turn',
+        "output = model.generate(**inputs, max_new_tokens=64, do_sample=False, eos_token_id=end, pad_token_id=end)",
+        'completion = processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0]',
+        "print(extract_answer(completion))  # the label, read as the judge reads it (None: no answer)",
+        "```",
+        "",
+        "Where torchvision works, `AutoProcessor.from_pretrained(FOLDER)` and",
+        '`pipeline("image-text-to-text", model=FOLDER)` load it as they are. Or evaluate it:',
+        "`python -m speciarl.evaluate ckpt=<this folder>`.",
+        "",
+    ]
 
 
 def write_model_card(folder: str | Path, info: CardInfo) -> Path:
     """``README.md`` in ``folder``; an adapter's ``base_model_name_or_path`` is made portable too."""
     folder = Path(folder)
+    marker = folder / "speciarl_policy.json"  # speciarl.policy.saved: the prompt it was trained with
+    if marker.is_file():
+        info.prompt = json.loads(marker.read_text()).get("prompt") or info.prompt
     path = folder / "README.md"
     path.write_text(render_card(info))
     if info.kind == "adapter":

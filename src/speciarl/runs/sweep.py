@@ -1,7 +1,7 @@
 """Hydra multiruns as ablation grids: grid values on every job, a summary table of the grid.
 
 ``python -m speciarl.train -m reward=speciarl,reward3 optimizer=adamw,sgd seed=0,1`` (or a preset,
-``hparams=optimiser_grid``) runs one job after another. Each job:
+``hparams=algorithm_reward_grid``) runs one job after another. Each job:
 
 * carries its grid values in its config (``sweep.grid``, logged as W&B config) and as W&B tags
   (``reward=speciarl``, ``seed=0``); its W&B run is named after them unless

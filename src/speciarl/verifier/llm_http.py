@@ -29,8 +29,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,7 +208,7 @@ class LLMHttpJudge(Judge):
     def _judge_unique(self, pairs: list[Pair]) -> dict[Pair, Judgement]:
         state = _CallState(self.breaker_failures)
         results: dict[Pair, Judgement] = {}
-        with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="llm-judge") as pool:
+        with _abandonable_pool(self.max_concurrency) as pool:
             if self.batch_size == 1:
                 for pair, verdict in zip(pairs, pool.map(lambda p: self._judge_single(p, state), pairs)):
                     results[pair] = verdict
@@ -292,3 +293,17 @@ class LLMHttpJudge(Judge):
                 call["failed_pairs"] + call["breaker_skipped_pairs"],
                 dict(causes),
             )
+
+
+@contextmanager
+def _abandonable_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """The judge's thread pool; a preemption signal (a BaseException raised in the waiting main
+    thread, ``runs.preemption``) leaves without waiting for the requests in flight, which would
+    otherwise hold the step until the judge deadline."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-judge")
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

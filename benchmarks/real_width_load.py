@@ -1,0 +1,59 @@
+"""Load the real-width Qwen2.5-VL (random bf16 weights, built by code) and run one forward; print peak RSS.
+
+    python benchmarks/real_width_load.py --size 7b --image 112 [--backward]
+
+The peak resident set after the build and after the forward, beside ``python -m speciarl.memory``'s
+weights figure. ``--backward`` adds one LoRA backward of the completion log-probs (on this AVX2-only
+CPU, bf16 matmuls against a weight's untransposed layout run at ~0.3 GFLOP/s: docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+
+GIB = 1024**3
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident set so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
+
+
+def main() -> None:
+    from speciarl.data.synthetic import SyntheticShapes
+    from speciarl.policy.random_qwen import random_qwen_policy
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="7b", choices=["3b", "7b"])
+    parser.add_argument("--image", type=int, default=448, help="image side in pixels (448: 256 image tokens)")
+    parser.add_argument("--lora-r", type=int, default=64)
+    parser.add_argument("--backward", action="store_true")
+    args = parser.parse_args()
+    figures: dict[str, float | int | str] = {"size": args.size}
+    started = time.perf_counter()
+    policy = random_qwen_policy(args.size, dtype="bfloat16", lora={"r": args.lora_r, "alpha": 32})
+    figures["build_s"] = round(time.perf_counter() - started, 1)
+    figures["parameters"] = sum(p.numel() for p in policy.model.parameters())
+    figures["peak_rss_after_build_gib"] = round(peak_rss_gib(), 2)
+    prompts = policy.encode_prompts([SyntheticShapes(size=1, seed=1, image_size=args.image)[0]])
+    figures["prompt_tokens"] = int(prompts.input_ids.shape[1])
+    started = time.perf_counter()
+    with torch.set_grad_enabled(args.backward):
+        out = policy.model(**prompts.model_inputs(), use_cache=False, logits_to_keep=8)
+    figures["forward_s"] = round(time.perf_counter() - started, 1)
+    figures["peak_rss_after_forward_gib"] = round(peak_rss_gib(), 2)
+    if args.backward:
+        started = time.perf_counter()
+        out.logits.float().log_softmax(-1).max(-1).values.sum().backward()
+        figures["backward_s"] = round(time.perf_counter() - started, 1)
+        figures["peak_rss_after_backward_gib"] = round(peak_rss_gib(), 2)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

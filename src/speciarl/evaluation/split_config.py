@@ -1,0 +1,35 @@
+"""The data config that evaluation builds: only the split it reads.
+
+``python -m speciarl.evaluate data=image_folder data.train.folder=<root>`` reads ``<root>/test``;
+building the whole data module would also demand ``<root>/train`` and ``<root>/val``, which an
+evaluation folder need not have. For the plain data module (``SamplesDataModule``) the splits
+that are not read are set to null before it is built (``val`` is kept when there is no ``test``:
+it is what evaluation falls back to). Other data modules (the benchmarks) read their splits
+lazily and are left as they are.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+SPLITS = ("train", "val", "test")
+
+
+def data_for_split(data: DictConfig, split: str) -> DictConfig:
+    """``data`` resolved, with only what evaluating ``split`` reads.
+
+    Args:
+        data (DictConfig): the ``data`` group of the composed config.
+        split (str): ``eval.split``: ``test`` (falls back to ``val``), ``val`` or ``train``.
+    """
+    if not str(data.get("_target_", "")).endswith("SamplesDataModule") or split not in SPLITS:
+        return data
+    # Resolved first: val and test interpolate train's folder, which is about to be dropped.
+    plain = OmegaConf.create(OmegaConf.to_container(data, resolve=True))
+    keep = split if split != "test" or plain.get("test") is not None else "val"
+    for name in SPLITS:
+        if name != keep and plain.get(name) is not None:
+            plain[name] = None
+    if keep != "train" and "train_subset" in plain:
+        plain["train_subset"] = None
+    return plain

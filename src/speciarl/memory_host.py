@@ -1,0 +1,89 @@
+"""Host-memory estimate of one CPU training process (the scale rehearsal), beside the GPU one in ``memory``.
+
+A CPU run holds everything in one address space: the process itself (Python, torch, transformers,
+Lightning), the weights, the LoRA state, the rollout's KV cache while decoding and, while
+training, the saved activations of the log-prob pass and one vocabulary chunk of logits. The
+peak is the larger of the decoding and the training phase. Counted for this code path:
+
+* the training pass runs each distinct prompt once (``shared_prompts``) and every row's
+  completion tokens after it, so it holds ``prompts x P + rows x T`` tokens' activations;
+* the vision tower is frozen and carries no LoRA: its activations are freed block by block;
+* logits exist for one vocabulary chunk at a time (``vocab_chunks``, at most 2**26 logits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from speciarl.memory import GIB, ModelSizes
+
+# Resident set of a process that imported speciarl.train and its stack (measured: 0.45 GiB).
+PROCESS_BASELINE_GIB = 0.45
+MAX_LOGITS = 2**26
+
+
+@dataclass(frozen=True)
+class HostRun:
+    """The settings of one RL step that shape its memory."""
+
+    prompts: int
+    group_size: int
+    prompt_tokens: int
+    new_tokens: int
+    weight_bytes: int = 2  # 2: bfloat16, 4: float32
+    gradient_checkpointing: bool = False
+
+    @property
+    def rows(self) -> int:
+        return self.prompts * self.group_size
+
+
+def host_rows(sizes: ModelSizes, run: HostRun) -> list[tuple[str, float, str]]:
+    """(item, GiB, how it is counted) for the CPU process of a LoRA run; the last two rows are the phase peaks."""
+    b = run.weight_bytes
+    h, layers, kv = sizes.hidden, sizes.layers, sizes.kv_width
+    per_layer = b * (4 * h + 2 * kv + 4 * sizes.intermediate)
+    train_tokens = run.prompts * run.prompt_tokens + run.rows * run.new_tokens
+    act_per_token = (b * h * layers + per_layer) if run.gradient_checkpointing else per_layer * layers
+    kv_cache = run.rows * (run.prompt_tokens + run.new_tokens) * layers * 2 * kv * b
+    chunk_tokens = min(run.rows * run.new_tokens, MAX_LOGITS // sizes.vocab)
+    rows = [
+        (
+            "process (Python, torch, transformers, Lightning)",
+            PROCESS_BASELINE_GIB,
+            "measured after the imports",
+        ),
+        ("base weights", b * sizes.parameters / GIB, f"{sizes.parameters:,} x {b} B"),
+        (
+            "LoRA weights, gradients, AdamW moments (fp32)",
+            16 * sizes.lora_parameters / GIB,
+            "16 B a LoRA weight",
+        ),
+        (
+            "rollout KV cache (own decode loop)",
+            kv_cache / GIB,
+            f"{run.rows} rows x {run.prompt_tokens + run.new_tokens} positions x {layers} layers x K,V",
+        ),
+        (
+            f"training activations, {train_tokens:,} tokens",
+            act_per_token * train_tokens / GIB,
+            f"{run.prompts} prompts x {run.prompt_tokens} + {run.rows} rows x {run.new_tokens}; "
+            f"{act_per_token / 1024:,.0f} KiB a token",
+        ),
+        (
+            "logits of one vocabulary chunk",
+            3 * 4 * chunk_tokens * sizes.vocab / GIB,
+            f"{chunk_tokens} tokens x {sizes.vocab:,} x fp32 (logits, softmax, gradient)",
+        ),
+    ]
+    static = sum(gib for _, gib, _ in rows[:3])
+    rows.append(("**peak while decoding**", static + rows[3][1], "static + KV cache"))
+    rows.append(
+        ("**peak while training**", static + rows[4][1] + rows[5][1], "static + activations + logits")
+    )
+    return rows
+
+
+def host_peak_gib(rows: list[tuple[str, float, str]]) -> float:
+    """The estimated peak resident set: the larger phase."""
+    return max(rows[-1][1], rows[-2][1])
