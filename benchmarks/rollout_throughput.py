@@ -40,10 +40,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.data.synthetic import SyntheticShapes
     from speciarl.rollout.hf import HFRollout
     from speciarl.rollout.vllm import VLLMRollout
-    from speciarl.tiny.loading import tiny_policy
 
     policy = tiny_policy()
     data = SyntheticShapes(args.prompts, seed=3, image_size=32)

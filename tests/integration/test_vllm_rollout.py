@@ -104,9 +104,9 @@ def test_requests_carry_one_image_placeholder_and_the_image(tiny_policy_fresh):
 )
 def test_vllm_engine_follows_the_lora_policy():
     """Real engine on the tiny model: G samples per prompt, log-probs computable, new adapter after an update."""
+    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.policy.policy import token_logprobs
     from speciarl.rollout.vllm import VLLMRollout
-    from speciarl.tiny.loading import tiny_policy
 
     torch.manual_seed(0)
     policy = tiny_policy(warm_start=False, lora={"r": 8, "alpha": 16})

@@ -14,8 +14,9 @@ from pathlib import Path
 import speciarl
 
 ROOT = Path(speciarl.__file__).parent
-# What each package may import besides itself. ``tiny`` is the embedded default (a model built by
-# code and warm-started on the synthetic data), so it sits above data and policy. ``evaluation``'s
+# What each package may import besides itself. ``built_models`` (the tiny default and the
+# real-width random presets) builds tokenizers from and warm-starts on the synthetic data, so it
+# sits above data and policy. ``evaluation``'s
 # loop drives a policy, a backend and a judge; its metrics, tables and report import only core.
 # ``runs`` is the toolbox of the run (loggers, callbacks, checkpoints): what it needs of the
 # layers above is passed in.
@@ -23,7 +24,7 @@ ALLOWED = {
     "core": set(),
     "data": {"core"},
     "policy": {"core"},
-    "tiny": {"core", "data", "policy"},
+    "built_models": {"core", "data", "policy"},
     "rollout": {"core", "policy"},
     "verifier": {"core"},
     "evaluation": {"core", "policy", "rollout", "verifier"},
@@ -115,6 +116,13 @@ def test_importing_runs_loads_none_of_the_pipeline():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(out.stdout.split())
     assert "runs" in loaded
-    assert not loaded & {"rl", "policy", "data", "rollout", "verifier", "tiny", "module", *ENTRY_POINTS}, (
-        loaded
-    )
+    assert not loaded & {
+        "rl",
+        "policy",
+        "data",
+        "rollout",
+        "verifier",
+        "built_models",
+        "module",
+        *ENTRY_POINTS,
+    }, loaded

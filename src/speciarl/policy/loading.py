@@ -1,4 +1,4 @@
-"""Build a ``Policy`` from a pretrained folder, optionally with LoRA (the tiny default: ``speciarl.tiny``)."""
+"""Build a ``Policy`` from a pretrained folder, optionally with LoRA (the tiny default: ``speciarl.built_models``)."""
 
 from __future__ import annotations
 

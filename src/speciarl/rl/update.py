@@ -209,6 +209,38 @@ class PolicyUpdate:
         if not pieces:
             # Zero gradients through every trainable parameter keep DDP's all-reduce aligned.
             module.manual_backward(sum((p * 0.0).sum() for p in self.model.parameters() if p.requires_grad))
+        loss_finite = self._backward_pieces(module, targets, rows, pieces, (units, tokens), sums)
+        grad_norm = float(_grad_norm(self.model))
+        nonfinite = _nonfinite_quantity(loss_finite, grad_norm, module.device)
+        sums.nonfinite.append(nonfinite)
+        if nonfinite is None:
+            sums.grad_norm += grad_norm
+            module.clip_gradients(
+                optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm"
+            )
+        else:
+            # Not applied: without gradients the optimiser leaves every weight and its own state
+            # as they were; the step is still counted (as Lightning's global step), so the
+            # schedule, the checkpoint period and the data stay in line with an applied one.
+            optimizer.zero_grad(set_to_none=True)
+        optimizer.step()
+        scheduler = module.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        sums.updates += 1
+
+    def _backward_pieces(
+        self,
+        module: LightningModule,
+        targets: _Targets,
+        rows: list[int],
+        pieces: list[tuple[list[int], Rollout]],
+        totals: tuple[float, float],
+        sums: UpdateSums,
+    ) -> bool:
+        """Backward of every micro-batch, each loss weighted by its share of the mini-batch's units
+        (``totals``: units and tokens over every rank); False when a loss was not finite."""
+        units, tokens = totals
         index = torch.as_tensor(rows, dtype=torch.long)
         additive = is_additive(self.algorithm.loss_agg)
         loss_finite = True
@@ -233,24 +265,7 @@ class PolicyUpdate:
                     else (1.0 if additive else piece_units / units)
                 )
                 sums.weighted[key] += float(figures[key].detach()) * share
-        grad_norm = float(_grad_norm(self.model))
-        nonfinite = _nonfinite_quantity(loss_finite, grad_norm, module.device)
-        sums.nonfinite.append(nonfinite)
-        if nonfinite is None:
-            sums.grad_norm += grad_norm
-            module.clip_gradients(
-                optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm"
-            )
-        else:
-            # Not applied: without gradients the optimiser leaves every weight and its own state
-            # as they were; the step is still counted (as Lightning's global step), so the
-            # schedule, the checkpoint period and the data stay in line with an applied one.
-            optimizer.zero_grad(set_to_none=True)
-        optimizer.step()
-        scheduler = module.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
-        sums.updates += 1
+        return loss_finite
 
     def _loss(
         self, targets: _Targets, at: Tensor, piece: Rollout, piece_mask: Tensor, sums: UpdateSums

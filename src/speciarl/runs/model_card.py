@@ -22,7 +22,7 @@ from typing import Any
 from speciarl.runs.dashboard import method_names
 
 LICENSE = "apache-2.0"
-# The embedded default has no hub id: it is built by code (speciarl.tiny.model, 0.75M parameters).
+# The embedded default has no hub id: it is built by code (speciarl.built_models.tiny, 0.75M parameters).
 TINY_BASE = "tiny-qwen2.5-vl"
 
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from transformers import Qwen2_5_VLForConditionalGeneration
 
+from speciarl.built_models.tiny import TinyQwenSpec, ensure_tiny_qwen
+from speciarl.built_models.warm_start import Phase, WarmStartSpec, ensure_warm_started
 from speciarl.policy.loading import DTYPES, finish_policy
 from speciarl.policy.policy import Policy
 from speciarl.policy.processor import load_processor
-from speciarl.tiny.model import TinyQwenSpec, ensure_tiny_qwen
-from speciarl.tiny.warm_start import Phase, WarmStartSpec, ensure_warm_started
 
 
 def tiny_policy(
