@@ -25,8 +25,8 @@ def peak_rss_gib() -> float:
 
 
 def main() -> None:
+    from speciarl.built_models.random_qwen import random_qwen_policy
     from speciarl.data.synthetic import SyntheticShapes
-    from speciarl.policy.random_qwen import random_qwen_policy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="7b", choices=["3b", "7b"])

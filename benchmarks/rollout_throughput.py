@@ -40,8 +40,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.data.synthetic import SyntheticShapes
-    from speciarl.policy.loading import tiny_policy
     from speciarl.rollout.hf import HFRollout
     from speciarl.rollout.vllm import VLLMRollout
 

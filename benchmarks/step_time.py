@@ -193,9 +193,9 @@ def run_trl(spec: Spec) -> Result:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.core.categories import extract_answer
     from speciarl.data.synthetic import shapes_taxonomy
-    from speciarl.policy.loading import tiny_policy
     from speciarl.rl.rewards import SpeciaRLReward
     from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
@@ -300,7 +300,7 @@ def run_floor(spec: Spec) -> Result:
     import torch
     import torch.nn.functional as F
 
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     policy = tiny_policy(dtype=spec.dtype)
     model = policy.model

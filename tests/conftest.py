@@ -41,7 +41,7 @@ def make_config(tmp_path):
 @pytest.fixture
 def tiny_policy_fresh():
     """A randomly initialised tiny policy (no warm start: seconds, not minutes)."""
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     torch.manual_seed(0)
     return tiny_policy(warm_start=False)

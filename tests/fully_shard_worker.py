@@ -23,9 +23,10 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.fsdp import fully_shard
 
+from speciarl.built_models.tiny_loading import tiny_policy
+from speciarl.core.rollouts import Rollout
 from speciarl.data.synthetic import SyntheticShapes
-from speciarl.policy.loading import tiny_policy
-from speciarl.policy.policy import Rollout, token_logprobs
+from speciarl.policy.policy import token_logprobs
 
 ROWS = 4
 

@@ -40,7 +40,7 @@ from speciarl.evaluation.loop import Decoding, EvalRecord, evaluate_batch
 from speciarl.evaluation.prediction_log import PredictionLog
 from speciarl.evaluation.report import write_report
 from speciarl.evaluation.semantic_similarity import SentenceEmbedder, load_embedder
-from speciarl.evaluation.split_config import data_for_split
+from speciarl.evaluation.split_config import data_for_split, evaluation_split
 from speciarl.policy.policy import Policy
 from speciarl.runs.config_checks import check_run_values
 from speciarl.runs.console import quiet_console
@@ -51,23 +51,6 @@ from speciarl.verifier.redaction import reject_url_credentials
 
 log = logging.getLogger("speciarl.evaluate")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-
-
-def evaluation_split(datamodule: Any, split: str) -> Dataset:
-    """The ``test`` (or ``val``) dataset of a data config's DataModule."""
-    if split == "test":
-        data = getattr(datamodule, "test_set", None) or datamodule.val_set
-        if getattr(datamodule, "test_set", None) is None:
-            log.warning("the data config has no test split: evaluating its validation split")
-    elif split == "val":
-        data = datamodule.val_set
-    elif split == "train":
-        data = datamodule.train_set
-    else:
-        raise ValueError(f"eval.split must be test, val or train, got {split!r}")
-    if data is None:
-        raise ValueError(f"the data config has no {split} split")
-    return data
 
 
 def _meta(data: Dataset, index: int, default_name: str) -> tuple[str, str]:

@@ -27,42 +27,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from speciarl.policy.policy import Policy, is_peft_model
+from speciarl.policy.saved import save_adapter, save_model
 from speciarl.runs.run_end import copy_to_log, run_then_exit
 
 log = logging.getLogger("speciarl.export")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 _MODEL_PREFIX = "model."
-
-
-def save_adapter(policy: Policy, out_dir: str | Path) -> Path:
-    """The LoRA adapter (peft format, vLLM-loadable) and the processor, in ``out_dir``."""
-    if not is_peft_model(policy.model):
-        raise ValueError("the policy has no LoRA adapter (full fine-tuning): export it with save_model")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    policy.model.save_pretrained(str(out))
-    policy.processor.save_pretrained(str(out))
-    return out
-
-
-def save_model(policy: Policy, out_dir: str | Path, merge: bool = True) -> Path:
-    """A complete transformers model folder; a LoRA policy is merged into its base first.
-
-    Merging changes the policy's model in place (the adapter is folded into the base weights),
-    so call it when training is over.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model = policy.model
-    if is_peft_model(model):
-        if not merge:
-            raise ValueError(
-                "a LoRA policy exports either as an adapter (save_adapter) or merged (merge=True)"
-            )
-        model = model.merge_and_unload()
-    model.save_pretrained(str(out))
-    policy.processor.save_pretrained(str(out))
-    return out
 
 
 def load_checkpoint_weights(policy: Policy, ckpt_path: str | Path) -> None:
@@ -101,8 +71,8 @@ def export(policy: Policy, ckpt_path: str | None, out_dir: str, merge: bool) -> 
 
 @hydra.main(config_path=CONF_DIR, config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from speciarl.policy.model_card import card_info_from_run, write_model_card
     from speciarl.runs.console import quiet_console
+    from speciarl.runs.model_card import card_info_from_run, write_model_card
 
     quiet_console()
     policy = instantiate(cfg.model)

@@ -16,7 +16,9 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from speciarl.core.interfaces import Judge, Reward, RolloutBackend
+from speciarl.core.completions import completion_rows
+from speciarl.core.distributed import gather_objects, global_rank, world_size
+from speciarl.core.interfaces import Judge, Reward
 from speciarl.core.samples import Sample
 from speciarl.data.datamodule import SampleBatch, SamplesDataModule
 from speciarl.evaluation.loop import judge_greedy
@@ -26,12 +28,13 @@ from speciarl.rl.advantages import compute_advantages
 from speciarl.rl.collect import Collection, Collector
 from speciarl.rl.config import AlgorithmConfig
 from speciarl.rl.dynamic_sampling import RefillStream
-from speciarl.rl.rewards import SpeciaRLReward
+from speciarl.rl.rewards import check_group_size
 from speciarl.rl.scoring import ScoredRollouts
 from speciarl.rl.step_metrics import StepMetrics, UpdateSums
 from speciarl.rl.update import PolicyUpdate, TrainBatch
-from speciarl.runs.callbacks import CompletionTable, completion_rows
-from speciarl.runs.distributed import gather_objects, global_rank, rng_state, set_rng_state, world_size
+from speciarl.rollout.backend import RolloutBackend
+from speciarl.runs.callbacks import CompletionTable
+from speciarl.runs.distributed import rng_state, set_rng_state
 from speciarl.runs.host_memory import retain_freed_memory
 from speciarl.runs.nonfinite import NonFiniteGuard
 from speciarl.runs.preemption import PreemptionWatch
@@ -109,7 +112,7 @@ class SpeciaRLModule(LightningModule):
         self.automatic_optimization = False
         if logprob_token_budget is not None and logprob_token_budget <= 0:
             raise ValueError(f"logprob_token_budget must be positive or null, got {logprob_token_budget}")
-        _check_group_size(algorithm, reward)
+        check_group_size(algorithm, reward)
         self.policy, self.model = policy, policy.model
         self.judge, self.reward, self.algorithm, self.rollout = judge, reward, algorithm, rollout
         self.optimizer_factory = optimizer or _default_optimizer
@@ -377,22 +380,6 @@ class SpeciaRLModule(LightningModule):
             part = metric.compute()
             self.log_dict({f"val_{name}/{k}": part[k] for k in ("correctness", "specificity", "hm")})
             metric.reset()
-
-
-def _check_group_size(algorithm: AlgorithmConfig, reward: Reward) -> None:
-    """SpeciaRL's reward is anchored to the best rollout of the group: in a group of one that is
-    the rollout itself, so every answer is rewarded as the best and nothing pushes for specificity.
-    A static reward still means something per rollout (advantage = reward, REINFORCE without a
-    baseline, as verl does), so it is allowed with a warning."""
-    if algorithm.group_size >= 2:
-        return
-    if isinstance(reward, SpeciaRLReward):
-        raise ValueError(
-            f"algorithm.group_size={algorithm.group_size} with reward=speciarl: the reward is anchored "
-            "to the best rollout of each group, which in a group of one is the rollout itself (no "
-            "specificity pressure). Use algorithm.group_size >= 2 (the paper uses 8)"
-        )
-    log.warning("algorithm.group_size=1: no group baseline, each rollout's advantage is its own reward")
 
 
 def _default_optimizer(params: list[nn.Parameter]) -> torch.optim.Optimizer:

@@ -130,7 +130,7 @@ class ReproductionProbe(Callback):
 
     def on_fit_start(self, trainer: Any, module: Any) -> None:
         if self.job.arm.mode == "sft":
-            from speciarl.policy.warm_start import supervised_baseline
+            from speciarl.built_models.warm_start import supervised_baseline
 
             supervised_baseline(
                 module.policy,

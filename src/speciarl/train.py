@@ -31,7 +31,7 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback, seed_everything
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from speciarl.evaluation.loop import evaluate_policy, summarize_records
 from speciarl.module import SpeciaRLModule
@@ -70,7 +70,12 @@ def run_tags(algorithm: DictConfig, reward: DictConfig) -> list[str]:
     return tags
 
 
-OmegaConf.register_new_resolver("speciarl.run_tags", run_tags, replace=True)
+def with_run_tags(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with ``tags`` filled from what the run trains with when the config leaves it null."""
+    if cfg.get("tags") is None:
+        with open_dict(cfg):
+            cfg.tags = run_tags(cfg.algorithm, cfg.reward)
+    return cfg
 
 
 def build_module(cfg: DictConfig) -> tuple[SpeciaRLModule, Any]:
@@ -103,13 +108,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     split by domain at fit end; ``trainer.max_steps=0`` runs no step at all).
     """
     started = time.perf_counter()
-    reject_url_credentials(cfg)  # before anything is logged or saved
-    quiet_console()
-    out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.get("num_threads"):
-        torch.set_num_threads(int(cfg.num_threads))
-    seed_everything(cfg.seed, workers=True, verbose=False)
+    out_dir = _prepare(with_run_tags(cfg))
     table, wandb, module = "", None, None
     safety = RunSafety(cfg, out_dir)
     safety.start()  # run-folder lock; a corrupt or mismatched ckpt_path fails here, before any build
@@ -120,17 +119,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         tags = run_tags(cfg.algorithm, cfg.reward)
         trained_name = f"{tags[0]}+{tags[-1]}"  # e.g. dapo+speciarl: the method of the "after" row
         loggers = _loggers(name_run(cfg, trained_name))
-        checkpoints = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") else []
-        progress = [StepProgress()] if cfg.trainer.get("enable_progress_bar", True) else []
-        trainer = instantiate(
-            cfg.trainer,
-            logger=loggers or False,
-            default_root_dir=str(out_dir),
-            callbacks=[*checkpoints, *progress, *callbacks, *safety.callbacks(module.preemption)],
-            enable_checkpointing=bool(checkpoints),
-        )
+        trainer = _trainer(cfg, loggers, out_dir, [*callbacks, *safety.callbacks(module.preemption)])
         safety.attach(trainer)
-
         results: dict[str, Any] = {"setup_seconds": setup_seconds, "method": trained_name, "reward": tags[-1]}
         results["data"] = config_choice("data", "data")
         results.update(_measure_before(cfg, trainer, module, datamodule, loggers))
@@ -159,6 +149,31 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     return results
 
 
+def _prepare(cfg: DictConfig) -> Path:
+    """Checks that come before anything is logged or saved, threads, seeds; the run folder."""
+    reject_url_credentials(cfg)
+    quiet_console()
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
+    seed_everything(cfg.seed, workers=True, verbose=False)
+    return out_dir
+
+
+def _trainer(cfg: DictConfig, loggers: list[Any], out_dir: Path, callbacks: Sequence[Callback]) -> Any:
+    """The Lightning Trainer of ``cfg.trainer`` with the run's checkpoints, progress and ``callbacks``."""
+    checkpoints = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") else []
+    progress = [StepProgress()] if cfg.trainer.get("enable_progress_bar", True) else []
+    return instantiate(
+        cfg.trainer,
+        logger=loggers or False,
+        default_root_dir=str(out_dir),
+        callbacks=[*checkpoints, *progress, *callbacks],
+        enable_checkpointing=bool(checkpoints),
+    )
+
+
 def _loggers(cfg: DictConfig) -> list[Any]:
     """The experiment loggers of the config, with the run's hyperparameters logged."""
     loggers = [instantiate(spec) for spec in (cfg.logger or {}).values() if spec is not None]
@@ -170,8 +185,8 @@ def _loggers(cfg: DictConfig) -> list[Any]:
 
 def _save_policy(cfg: DictConfig, module: SpeciaRLModule, folder: Path, results: dict[str, Any]) -> Path:
     """The trained policy (read back by ``speciarl.evaluate ckpt=<run>/policy``) and its model card."""
-    from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
     from speciarl.policy.saved import save_policy
+    from speciarl.runs.model_card import CardInfo, base_model_id, write_model_card
 
     refuse_nonfinite(module.model.state_dict(), str(folder))
 
@@ -268,7 +283,7 @@ def _measured_samples(rows: list[tuple[str, Any]], cfg: DictConfig) -> str:
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     try:
-        results = train(annotate_sweep_job(cfg))
+        results = train(annotate_sweep_job(with_run_tags(cfg)))
     except SIGTERMException:  # Lightning's, outside training (a held-out measurement): not 0
         logging.shutdown()
         os._exit(128 + signal.SIGTERM)

@@ -60,8 +60,8 @@ def test_bf16_training_steps_on_cuda(tmp_path, extra):
 
 def test_generation_and_training_logprobs_agree_on_cuda():
     """bf16 autocast: sampled tokens stay finite and likely under the training forward."""
+    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.data.synthetic import SyntheticShapes
-    from speciarl.policy.loading import tiny_policy
     from speciarl.policy.policy import token_logprobs
     from speciarl.rollout.hf import HFRollout
 

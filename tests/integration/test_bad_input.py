@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from speciarl.core.categories import Outcome, extract_answer
+from speciarl.core.model_paths import resolve_model_path
 from speciarl.data.manifest import ManifestDataset, load_image
 from speciarl.data.synthetic import shapes_taxonomy
-from speciarl.policy.policy import resolve_model_path
 from speciarl.rl.rewards import SpeciaRLReward
 from speciarl.train import train
 from speciarl.verifier.taxonomy_judge import TaxonomyJudge

@@ -117,9 +117,9 @@ def test_training_and_evaluation_survive_sliver_images(make_config, tmp_path):
     assert results["steps"] == 1 and results["totals"]["skipped_images"] == 2
     assert "val/hm" in results["after"]  # the validation batch kept its three readable predictions
 
+    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.data.synthetic import shapes_taxonomy
     from speciarl.evaluation.loop import evaluate_policy
-    from speciarl.policy.loading import tiny_policy
     from speciarl.rollout.hf import HFRollout
     from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
@@ -142,7 +142,7 @@ def test_a_missing_taxonomy_fails_before_the_model_is_built(make_config, tmp_pat
         else [f"data.train.path={manifest}", f"data.val.path={manifest}"]
     )
     cfg = make_config(f"data={data}", *overrides, "logger=csv")
-    import speciarl.policy.loading as loading
+    import speciarl.built_models.tiny_loading as loading
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was built before the taxonomy was checked")
@@ -257,14 +257,15 @@ def test_url_credentials_are_refused_in_a_composed_config():
 EXPORT_LOOP = """
 import sys, torch
 from pathlib import Path
-from speciarl.policy.loading import tiny_policy
+from speciarl.built_models.tiny_loading import tiny_policy
+from speciarl.policy.saved import save_checkpoint_export
 from speciarl.runs.checkpointing import export_policy_atomically
 torch.manual_seed(0)
 policy = tiny_policy(warm_start=False)
 target = Path(sys.argv[1])
 print("ready", flush=True)
 while True:
-    export_policy_atomically(policy, target)
+    export_policy_atomically(policy, target, save_checkpoint_export)
     print("exported", flush=True)
 """
 

@@ -12,10 +12,11 @@ import torch
 
 from speciarl.core.categories import Category as C
 from speciarl.core.categories import Outcome as O
+from speciarl.core.prompts import format_answer
+from speciarl.core.rollouts import Rollout, concat_rollouts
 from speciarl.core.samples import Sample
-from speciarl.data.prompts import format_answer
 from speciarl.data.synthetic import SyntheticShapes, shapes_taxonomy
-from speciarl.policy.policy import Policy, Rollout, concat_rollouts, token_logprobs
+from speciarl.policy.policy import Policy, token_logprobs
 from speciarl.rl.config import AlgorithmConfig, OverlongShaping
 from speciarl.rl.rewards import SpeciaRLReward
 from speciarl.rl.scoring import RolloutScorer, ScoredRollouts, penalize_truncated

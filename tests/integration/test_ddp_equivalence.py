@@ -76,7 +76,7 @@ def _weights(out: Path, step: int) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     tiny_policy(warm_start=True, phases=QUICK_PHASES)  # build the cached model once, not per rank
     root = tmp_path_factory.mktemp("ddp")

@@ -164,8 +164,8 @@ def test_unreadable_images_are_skipped_warned_and_reported(tmp_path, caplog):
 
 
 def test_huge_image_is_resized_by_the_processor_limits(tmp_path):
+    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.data.image_sets import ImageEntry, ImageFiles
-    from speciarl.policy.loading import tiny_policy
 
     path = tmp_path / "huge.png"
     Image.new("RGB", (6000, 4000), (220, 20, 60)).save(path)

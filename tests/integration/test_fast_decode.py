@@ -90,7 +90,7 @@ def test_multinomial_loop_gives_generates_samples(tiny_policy_fresh, kwargs):
 
 def test_greedy_and_early_ends_match_generate():
     """A warm-started model ends its answers early: the loop stops where generate stops."""
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     policy = tiny_policy(warm_start=True, phases=QUICK_PHASES)
     samples = [SyntheticShapes(4, seed=3)[i] for i in range(4)]
@@ -106,7 +106,7 @@ def test_greedy_and_early_ends_match_generate():
 
 def test_checking_the_end_every_k_tokens_gives_the_same_tokens():
     """On an accelerator the end is checked every CHECK_EVERY tokens; the columns past the last EOS go."""
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     policy = tiny_policy(warm_start=True, phases=QUICK_PHASES)
     model = policy.model.eval()
@@ -229,7 +229,7 @@ def test_a_generation_setting_it_does_not_model_takes_generate(tiny_policy_fresh
 def test_bfloat16_policy_samples_its_own_distribution():
     """A bf16 policy (plain key layout, fused attention): reported log-probs agree with the
     textbook bf16 forward to bf16 resolution (its logits carry ~3 significant digits)."""
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     torch.manual_seed(0)
     policy = tiny_policy(warm_start=False, dtype="bfloat16")

@@ -11,10 +11,11 @@ copies' gradients leaves ~1e-7 there; a wrong position, row or mask gives errors
 import pytest
 import torch
 
+from speciarl.core.rollouts import Rollout
 from speciarl.data.synthetic import SyntheticShapes
 from speciarl.policy import completion_pass, shared_prompts
 from speciarl.policy.loading import apply_lora
-from speciarl.policy.policy import Rollout, token_logprobs
+from speciarl.policy.policy import token_logprobs
 from speciarl.policy.shared_images import distinct_image_index, image_inputs
 from speciarl.policy.shared_prompts import prompt_owner, shared_prompt_hidden
 from textbook_forward import textbook_logprobs

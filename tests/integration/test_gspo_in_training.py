@@ -33,7 +33,7 @@ OVERRIDES = [
 
 
 def test_a_short_gspo_run_updates_the_policy(tmp_path):
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     tiny_policy(warm_start=True, phases=QUICK_PHASES)  # cached after the first build
     cfg = compose_config(OVERRIDES, tmp_path)

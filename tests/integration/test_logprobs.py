@@ -47,7 +47,7 @@ def _check(policy: Policy, temperature: float = 1.0):
     samples = [data[i] for i in range(3)]
     prompts, raw, gen = _generation_logprobs(policy, samples, group_size=2, temperature=temperature)
     ids, mask, truncated = policy.completion_tensors(raw)
-    from speciarl.policy.policy import Rollout
+    from speciarl.core.rollouts import Rollout
 
     rollout = Rollout(prompts.repeat(2), ids, mask, policy.decode(ids, mask), truncated, group_size=2)
     with torch.no_grad():

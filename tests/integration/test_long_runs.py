@@ -53,7 +53,7 @@ COMMON = [
 
 @pytest.fixture(scope="module", autouse=True)
 def _warm_policy():
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     tiny_policy(warm_start=True, phases=QUICK_PHASES)  # cached after the first build
 

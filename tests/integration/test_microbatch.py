@@ -68,7 +68,7 @@ COMMON = [
 )
 def test_token_budget_gives_the_unbatched_update(tmp_path, loss_agg):
     """GRPO (k3 KL), 2 mini-batches, micro-batches of <= 120 tokens vs one pass per mini-batch."""
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     tiny_policy(warm_start=True, phases=QUICK_PHASES)
     outs = {}
@@ -96,7 +96,7 @@ def test_token_budget_gives_the_unbatched_update(tmp_path, loss_agg):
 
 def test_gradient_checkpointing_gives_the_same_gradients():
     """The tiny model with and without recomputation: same log-probs, same gradients (train mode)."""
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     grads = []
     for checkpointing in (False, True):
@@ -133,7 +133,7 @@ def test_micro_batches_give_the_full_batch_gradients_in_float64(tmp_path):
     (the vision tower rotates q/k in float32 inside, which leaves ~1e-8 through the image
     features; a part weighted wrong is off by ~1e-1).
     """
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     tiny_policy(warm_start=True, phases=QUICK_PHASES)
     grads = {}

@@ -15,11 +15,11 @@ import pytest
 import torch
 from tests.textbook_forward import textbook_logprobs
 
+from speciarl.built_models.random_qwen import random_qwen_policy
 from speciarl.data.synthetic import SyntheticShapes
 from speciarl.policy.logprob_route import choose_route
 from speciarl.policy.microbatch import micro_batches
 from speciarl.policy.policy import token_logprobs, token_logprobs_with_entropy
-from speciarl.policy.random_qwen import random_qwen_policy
 from speciarl.policy.vocab_chunks import DEFAULT_MAX_LOGITS, chunk_count, entropy_from_logits
 from speciarl.rollout.hf import HFRollout
 

@@ -44,7 +44,7 @@ def _weights(ckpt) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("variant", [pytest.param("full", marks=pytest.mark.slow), "lora"])
 def test_resumed_run_repeats_the_uninterrupted_steps(tmp_path, variant):
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     tiny_policy(warm_start=True, phases=QUICK_PHASES)  # cached after the first build
     per_batch = 2 if variant == "full" else 1  # optimiser steps per rollout batch
@@ -86,9 +86,9 @@ def test_lora_checkpoint_exports_a_peft_adapter_that_reproduces_the_policy(tmp_p
     from peft import PeftModel
     from transformers import Qwen2_5_VLForConditionalGeneration
 
+    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.data.synthetic import SyntheticShapes
     from speciarl.export import export
-    from speciarl.policy.loading import tiny_policy
 
     tiny_policy(warm_start=True, phases=QUICK_PHASES)
     overrides = [*COMMON, *VARIANTS["lora"], "checkpoint.every_n_train_steps=1", "trainer.max_steps=1"]

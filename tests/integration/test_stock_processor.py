@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from speciarl.built_models.tiny import TinyQwenSpec, build_tiny_qwen
 from speciarl.policy.processor import ImageOnlyQwen2_5_VLProcessor, load_processor, torchvision_works
 from speciarl.policy.saved import save_policy
-from speciarl.policy.tiny import TinyQwenSpec, build_tiny_qwen
 
 MESSAGES = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is it?"}]}]
 
@@ -30,7 +30,7 @@ def _encode(processor) -> dict:
 @pytest.fixture(scope="module")
 def saved_folder(tmp_path_factory):
     """A policy saved the way training saves it (from the project's own processor)."""
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     torch.manual_seed(0)
     policy = tiny_policy(warm_start=False)
@@ -88,7 +88,7 @@ def test_stock_autoprocessor_returns_pixel_values(saved_folder):
 
 def _card_snippet(folder) -> str:
     """The python block of the card's "Use" section, pointed at ``folder``."""
-    from speciarl.policy.model_card import CardInfo, write_model_card
+    from speciarl.runs.model_card import CardInfo, write_model_card
 
     card = write_model_card(
         folder, CardInfo("tiny-qwen2.5-vl", "dapo+speciarl", "speciarl", "synthetic", "full")
@@ -99,8 +99,8 @@ def _card_snippet(folder) -> str:
 
 
 def test_card_gives_the_prompt_format_and_a_snippet_that_runs_here(tmp_path, capsys):
-    from speciarl.data.prompts import prompt_text
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
+    from speciarl.core.prompts import prompt_text
 
     folder = save_policy(tiny_policy(), tmp_path / "policy")  # warm-started: it answers in the format
     # the reader's image: one of the synthetic images the tiny model was trained on

@@ -104,7 +104,7 @@ def test_requests_carry_one_image_placeholder_and_the_image(tiny_policy_fresh):
 )
 def test_vllm_engine_follows_the_lora_policy():
     """Real engine on the tiny model: G samples per prompt, log-probs computable, new adapter after an update."""
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.policy.policy import token_logprobs
     from speciarl.rollout.vllm import VLLMRollout
 
@@ -133,7 +133,7 @@ def test_vllm_engine_follows_the_lora_policy():
 
 
 def _to(rollout, device):
-    from speciarl.policy.policy import PromptBatch, Rollout
+    from speciarl.core.rollouts import PromptBatch, Rollout
 
     p = rollout.prompts
     return Rollout(

@@ -112,7 +112,7 @@ class TestAggregation:
         assert aggregate_loss(self.L, half, "seq_mean_token_sum").item() == pytest.approx(1.5)
 
     def test_seq_mean_token_sum_gradient_and_micro_batches(self):
-        from speciarl.runs.distributed import aggregation_units, partial_loss_weight
+        from speciarl.rl.partial_losses import aggregation_units, partial_loss_weight
 
         x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, 0.0]], requires_grad=True)
         aggregate_loss(x, self.M, "seq_mean_token_sum").backward()
@@ -173,9 +173,9 @@ class TestComposedLoss:
                 torch.ones(1, 1, dtype=torch.bool),
             )
 
-    def test_bad_config(self):
-        with pytest.raises(ValueError, match="loss_agg"):
-            AlgorithmConfig(loss_agg="sum")
+    def test_unknown_aggregation_is_named_where_it_is_looked_up(self):
+        with pytest.raises(ValueError, match=r"algorithm.loss_agg='sum'.*'seq_mean_token_mean'"):
+            aggregate_loss(torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool), "sum")
 
 
 def test_overlong_penalty():
@@ -241,11 +241,33 @@ class TestGSPO:
             self._out(0.2, 0.2, adv=torch.ones(2, 2))
 
 
-def test_config_names_must_be_registered():
-    with pytest.raises(ValueError, match="policy_loss"):
-        AlgorithmConfig(policy_loss="reinforce")
-    with pytest.raises(ValueError, match="advantage_estimator"):
-        AlgorithmConfig(advantage_estimator="gae")
+def test_config_is_plain_data_and_names_are_checked_at_lookup():
+    from speciarl.rl.advantages import ADVANTAGE_ESTIMATORS, compute_advantages
+    from speciarl.rl.losses import POLICY_LOSSES, register_policy_loss
+    from speciarl.rl.update import check_registered_names
+
+    # Building the config checks no name: a user's loss may be registered afterwards.
+    config = AlgorithmConfig(policy_loss="reinforce_for_this_test")
+    with pytest.raises(
+        ValueError, match=r"algorithm.policy_loss='reinforce_for_this_test'.*'gspo'.*'ppo_clip'"
+    ):
+        check_registered_names(config)
+
+    @register_policy_loss("reinforce_for_this_test")
+    def reinforce(logp, old_logp, advantages, mask, config):  # pragma: no cover - only looked up
+        raise AssertionError
+
+    try:
+        check_registered_names(config)  # now found
+        with pytest.raises(ValueError, match="registered twice"):
+            register_policy_loss("reinforce_for_this_test")(reinforce)
+    finally:
+        del POLICY_LOSSES["reinforce_for_this_test"]
+
+    gae = AlgorithmConfig(advantage_estimator="gae")
+    with pytest.raises(ValueError, match=r"algorithm.advantage_estimator='gae'.*\['grpo'"):
+        compute_advantages(torch.zeros(1, 2), gae)
+    assert "gae" not in ADVANTAGE_ESTIMATORS
 
 
 def test_gspo_preset(make_config):

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from speciarl.policy.model_card import (
+from speciarl.runs.console import Progress, step_fields
+from speciarl.runs.model_card import (
     TINY_BASE,
     CardInfo,
     base_model_id,
@@ -17,7 +18,6 @@ from speciarl.policy.model_card import (
     portable_base_model,
     render_card,
 )
-from speciarl.runs.console import Progress, step_fields
 
 
 def test_plain_progress_prints_first_then_every_interval_then_last():
@@ -68,7 +68,7 @@ def test_card_carries_metadata_and_the_results_figures():
 def test_base_model_is_named_portably():
     assert base_model_id({"path": "/models/Qwen/Qwen2.5-VL-7B-Instruct"}) == "Qwen/Qwen2.5-VL-7B-Instruct"
     assert base_model_id({"path": "Qwen/Qwen2.5-VL-7B-Instruct"}) == "Qwen/Qwen2.5-VL-7B-Instruct"
-    assert base_model_id({"_target_": "speciarl.policy.loading.tiny_policy"}) == TINY_BASE
+    assert base_model_id({"_target_": "speciarl.built_models.tiny_loading.tiny_policy"}) == TINY_BASE
 
 
 def test_portable_base_model_replaces_a_local_path_only(tmp_path):

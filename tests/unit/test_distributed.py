@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from speciarl.policy.microbatch import token_budget_chunks
 from speciarl.rl.losses import aggregate_loss
-from speciarl.runs.distributed import aggregation_units, is_additive, partial_loss_weight, token_budget_chunks
+from speciarl.rl.partial_losses import aggregation_units, is_additive, partial_loss_weight
 
 
 def test_units_are_tokens_for_token_mean_and_rows_for_sequence_means():
@@ -15,7 +16,7 @@ def test_units_are_tokens_for_token_mean_and_rows_for_sequence_means():
     # a sum over rows: the count only tells an empty part from a full one
     assert float(aggregation_units(mask, "token_sum_over_max_length")) == 2.0
     assert is_additive("token_sum_over_max_length") and not is_additive("seq_mean_token_sum_norm")
-    with pytest.raises(ValueError, match="unknown loss aggregation"):
+    with pytest.raises(ValueError, match="not a registered loss aggregation"):
         aggregation_units(mask, "sum_of_everything")
 
 

@@ -3,9 +3,9 @@
 import pytest
 from PIL import Image
 
+from speciarl.built_models.random_qwen import build_qwen_processor
 from speciarl.memory import model_sizes
 from speciarl.policy.qwen_architecture import QWEN2_5_VL_3B, QWEN2_5_VL_7B, architecture, qwen_vl_config
-from speciarl.policy.random_qwen import build_qwen_processor
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from speciarl.built_models.tiny import TinyQwenSpec
+from speciarl.built_models.tiny_loading import warm_start_spec
+from speciarl.built_models.warm_start import Phase, WarmStartSpec, _normalised, ensure_warm_started
 from speciarl.data.shapes_benchmark import (
     CONFUSABLE_TYPES,
     DOMAIN_OUT,
@@ -20,9 +23,6 @@ from speciarl.data.shapes_benchmark import (
     parent_answer_is_stable,
 )
 from speciarl.data.synthetic import COLOURS, type_family
-from speciarl.policy.loading import warm_start_spec
-from speciarl.policy.tiny import TinyQwenSpec
-from speciarl.policy.warm_start import Phase, WarmStartSpec, _normalised, ensure_warm_started
 
 BENCHMARK_KINDS = {"easy", "hard", "confusable", "unknowable"}
 
@@ -191,7 +191,7 @@ def test_label_weights_are_normalised_or_refused():
 def test_the_shipped_benchmark_base_is_the_configured_recipe(config):
     from omegaconf import OmegaConf
 
-    from speciarl.policy.warm_start import SHIPPED_DIR
+    from speciarl.built_models.warm_start import SHIPPED_DIR
     from speciarl.train import CONF_DIR
 
     model = OmegaConf.load(f"{CONF_DIR}/model/{config}.yaml")
@@ -212,7 +212,7 @@ def test_the_shipped_benchmark_base_is_the_configured_recipe(config):
 
 
 def test_the_default_base_is_shipped_too():
-    from speciarl.policy.warm_start import SHIPPED_DIR
+    from speciarl.built_models.warm_start import SHIPPED_DIR
 
     # The README's default-run figures were measured on this base.
     assert (
@@ -221,7 +221,7 @@ def test_the_default_base_is_shipped_too():
 
 
 def test_a_shipped_warm_start_is_copied_not_built(tmp_path, monkeypatch):
-    from speciarl.policy import warm_start
+    from speciarl.built_models import warm_start
 
     spec = WarmStartSpec(phases=(Phase(1, 1e-3, 1, 0, 0),), seed=99)
     base = TinyQwenSpec()
@@ -241,7 +241,7 @@ def test_warm_start_labels_confusable_colours_and_the_instruction(tiny_policy_fr
     use the "be specific" prompt with leaf labels; everything else is labelled as before."""
     import numpy as np
 
-    from speciarl.policy.warm_start import _Bank, _draw
+    from speciarl.built_models.warm_start import _Bank, _draw
 
     spec = WarmStartSpec(
         phases=(Phase(1, 1e-3, 1, 0, 0),),

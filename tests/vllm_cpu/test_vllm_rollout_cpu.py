@@ -107,7 +107,7 @@ def _close_and_check(backend, shm_before: set[str]) -> None:
 # stayed off by ~0.04 a token after this change.
 @pytest.mark.parametrize("changed", [("model.language_model.layers.1.",), ("embed_tokens",)])
 def test_full_fine_tuning_weights_are_reloaded(tmp_path, changed):
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     policy = tiny_policy()
     shm_before = _shared_memory()
@@ -121,7 +121,7 @@ def test_full_fine_tuning_weights_are_reloaded(tmp_path, changed):
 
 
 def test_lora_adapter_is_sent_each_version(tmp_path):
-    from speciarl.policy.loading import tiny_policy
+    from speciarl.built_models.tiny_loading import tiny_policy
 
     policy = tiny_policy(lora={"r": 8, "alpha": 16})
     shm_before = _shared_memory()

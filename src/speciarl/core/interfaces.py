@@ -1,4 +1,4 @@
-"""The three components the RL step talks to: the judge, the reward and the rollout backend.
+"""Two of the components the RL step talks to: the judge and the reward.
 
 Each is a small abstract base class with no-op defaults for what is optional, so the training
 step calls every method unconditionally (no probing of what an implementation supports) and a
@@ -9,10 +9,9 @@ new implementation states what it is by inheriting one of them:
   ``last_stats`` holds the counters of the last call (empty for judges that keep none).
 * ``Reward``: groups of G judgements -> a [B, G] float tensor (Sec. 3); ``stats()`` gives
   running figures for the logs (empty by default).
-* ``RolloutBackend``: ``generate(policy, samples, group_size, ...) -> Rollout`` with its token
-  budget ``max_new_tokens`` and sampling ``temperature``; ``policy_updated()`` is called after
-  every optimiser step (backends holding their own copy of the weights reload them) and
-  ``state_dict()`` / ``load_state_dict()`` travel in checkpoints.
+
+The third, the rollout backend, samples from the policy and so lives above it
+(``speciarl.rollout.backend``).
 """
 
 from __future__ import annotations
@@ -20,15 +19,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from speciarl.core.categories import Judgement
 
 if TYPE_CHECKING:
     import torch
-
-    from speciarl.core.samples import Sample
-    from speciarl.policy.policy import Policy, PromptBatch, Rollout
 
 
 class Judge(ABC):
@@ -55,34 +51,3 @@ class Reward(ABC):
     def stats(self) -> dict[str, float]:
         """Running figures for the training log (none by default)."""
         return {}
-
-
-class RolloutBackend(ABC):
-    """Samples G completions per prompt from the current policy, without gradients."""
-
-    max_new_tokens: int
-    temperature: float
-
-    @abstractmethod
-    def generate(
-        self,
-        policy: Policy,
-        samples: Sequence[Sample] | PromptBatch,
-        group_size: int,
-        greedy: bool = False,
-        temperature: float | None = None,
-        top_p: float | None = None,
-    ) -> Rollout:
-        """B prompts x G completions, rows ordered prompt by prompt."""
-
-    def policy_updated(self) -> None:
-        """The policy's weights changed (nothing to do for backends that read the live model)."""
-        return None
-
-    def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint must keep for the backend to resume its sampling exactly (nothing by default)."""
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what ``state_dict`` returned (nothing to restore by default)."""
-        return None

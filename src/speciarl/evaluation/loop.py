@@ -16,9 +16,11 @@ from speciarl.core.categories import BEST_OF_N_ORDER, Category, Judgement, Outco
 from speciarl.evaluation.metrics import summary
 
 if TYPE_CHECKING:  # annotations only: ``resolve`` is imported by the light verify CLI
-    from speciarl.core.interfaces import Judge, RolloutBackend
+    from speciarl.core.interfaces import Judge
+    from speciarl.core.rollouts import Rollout
     from speciarl.core.samples import Sample
-    from speciarl.policy.policy import Policy, Rollout
+    from speciarl.policy.policy import Policy
+    from speciarl.rollout.backend import RolloutBackend
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ lazily and are left as they are.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Dataset
+
+log = logging.getLogger("speciarl.evaluate")
 
 SPLITS = ("train", "val", "test")
 
@@ -33,3 +39,20 @@ def data_for_split(data: DictConfig, split: str) -> DictConfig:
     if keep != "train" and "train_subset" in plain:
         plain["train_subset"] = None
     return plain
+
+
+def evaluation_split(datamodule: Any, split: str) -> Dataset:
+    """The ``test`` (or ``val``) dataset of a data config's DataModule."""
+    if split == "test":
+        data = getattr(datamodule, "test_set", None) or datamodule.val_set
+        if getattr(datamodule, "test_set", None) is None:
+            log.warning("the data config has no test split: evaluating its validation split")
+    elif split == "val":
+        data = datamodule.val_set
+    elif split == "train":
+        data = datamodule.train_set
+    else:
+        raise ValueError(f"eval.split must be test, val or train, got {split!r}")
+    if data is None:
+        raise ValueError(f"the data config has no {split} split")
+    return data

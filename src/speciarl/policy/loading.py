@@ -1,8 +1,7 @@
-"""Build a ``Policy`` from config: the embedded tiny model or a pretrained folder, optionally with LoRA."""
+"""Build a ``Policy`` from a pretrained folder, optionally with LoRA (the tiny default: ``speciarl.built_models``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -10,75 +9,13 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2_5_VLForConditionalGeneration
 
-from speciarl.policy.policy import Policy, resolve_model_path
-from speciarl.policy.processor import load_processor
-from speciarl.policy.tiny import TinyQwenSpec, ensure_tiny_qwen, suppressed_token_ids
-from speciarl.policy.warm_start import Phase, WarmStartSpec, ensure_warm_started
+from speciarl.core.model_paths import resolve_model_path
+from speciarl.policy.policy import Policy
+from speciarl.policy.processor import load_processor, suppressed_token_ids
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def tiny_policy(
-    warm_start: bool = True,
-    phases: Sequence[dict[str, float]] | None = None,
-    spec: dict[str, Any] | None = None,
-    lora: dict[str, Any] | None = None,
-    prompt: str = "base",
-    cache_dir: str | None = None,
-    gradient_checkpointing: bool = False,
-    hard_types: Sequence[str] = (),
-    confusable_types: Sequence[str] = (),
-    instruction_share: float | None = None,
-    warm_start_seed: int | None = None,
-    dtype: str = "float32",
-) -> Policy:
-    """The embedded default: the tiny Qwen2.5-VL, warm-started unless ``warm_start`` is False.
-
-    ``hard_types``: shape types whose leaf the warm start rarely says (each phase's ``hard`` mix);
-    ``confusable_types``: types whose colour it never teaches; ``instruction_share``: share of its
-    steps on the "be specific" prompt with leaf labels; ``warm_start_seed``: its seed, to measure
-    how reliable a recipe is (``WarmStartSpec``); ``dtype``: the weights' (and so the
-    activations') precision after loading, float32 or bfloat16 (the warm start runs in float32).
-    """
-    from pathlib import Path
-
-    if dtype not in _DTYPES:
-        raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-
-    tiny_spec = TinyQwenSpec(**(spec or {}))
-    root = Path(cache_dir) if cache_dir else None
-    if warm_start:
-        ws = warm_start_spec(phases, hard_types, confusable_types, instruction_share)
-        if warm_start_seed is not None:
-            ws = dataclasses.replace(ws, seed=warm_start_seed)
-        folder = ensure_warm_started(tiny_spec, ws, root)
-    else:
-        folder = ensure_tiny_qwen(tiny_spec, root)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder, dtype=_DTYPES[dtype])
-    if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return _finish(model, load_processor(str(folder)), lora, prompt)
-
-
-def warm_start_spec(
-    phases: Sequence[dict[str, Any]] | None = None,
-    hard_types: Sequence[str] = (),
-    confusable_types: Sequence[str] = (),
-    instruction_share: float | None = None,
-) -> WarmStartSpec:
-    """The warm-start recipe of a model config (None phases: the default recipe)."""
-    kwargs: dict[str, Any] = {
-        "hard_types": tuple(hard_types),
-        "confusable_types": tuple(confusable_types),
-        "instruction_share": instruction_share,
-    }
-    if phases:
-        kwargs["phases"] = tuple(
-            Phase(**{**p, "hard": tuple(p["hard"]) if p.get("hard") is not None else None}) for p in phases
-        )
-    return WarmStartSpec(**kwargs)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def pretrained_policy(
@@ -91,11 +28,11 @@ def pretrained_policy(
     attn_implementation: str | None = None,
 ) -> Policy:
     """A pretrained VLM (e.g. Qwen2.5-VL-7B-Instruct) from a local folder or the local HF cache."""
-    if dtype not in _DTYPES:
-        raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"model.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     local = resolve_model_path(path, allow_download)
     config = AutoConfig.from_pretrained(local)
-    kwargs: dict[str, Any] = {"dtype": _DTYPES[dtype]}
+    kwargs: dict[str, Any] = {"dtype": DTYPES[dtype]}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if getattr(config, "model_type", "") == "qwen2_5_vl":
@@ -107,7 +44,7 @@ def pretrained_policy(
         model.generation_config.suppress_tokens = _vision_token_ids(processor)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return _finish(model, processor, lora, prompt)
+    return finish_policy(model, processor, lora, prompt)
 
 
 def _vision_token_ids(processor: Any) -> list[int]:
@@ -118,7 +55,7 @@ def _vision_token_ids(processor: Any) -> list[int]:
     return [int(i) for i in ids if i is not None and i != unk]
 
 
-def _finish(model: torch.nn.Module, processor: Any, lora: dict[str, Any] | None, prompt: str) -> Policy:
+def finish_policy(model: torch.nn.Module, processor: Any, lora: dict[str, Any] | None, prompt: str) -> Policy:
     if lora:
         model = apply_lora(model, **lora)
     # from_pretrained returns eval mode and Lightning leaves it so; dropout and gradient

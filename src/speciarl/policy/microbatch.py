@@ -15,8 +15,31 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from speciarl.policy.policy import Rollout, token_logprobs
-from speciarl.runs.distributed import token_budget_chunks
+from speciarl.core.rollouts import Rollout
+from speciarl.policy.policy import token_logprobs
+
+
+def token_budget_chunks(lengths: Sequence[int], budget: int | None) -> list[list[int]]:
+    """Consecutive row groups whose padded size rows * max(length) stays within ``budget`` tokens.
+
+    A row longer than the budget gets a chunk of its own; ``budget`` None or <= 0 gives one chunk.
+    """
+    rows = list(range(len(lengths)))
+    if not budget or budget <= 0 or not rows:
+        return [rows] if rows else []
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    widest = 0
+    for row in rows:
+        grown = max(widest, lengths[row])
+        if current and grown * (len(current) + 1) > budget:
+            chunks.append(current)
+            current, widest = [], 0
+            grown = lengths[row]
+        current.append(row)
+        widest = grown
+    chunks.append(current)
+    return chunks
 
 
 def trimmed(rollout: Rollout) -> Rollout:

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from transformers import Qwen2_5_VLProcessor
+from transformers import PreTrainedTokenizerFast, Qwen2_5_VLProcessor
 
 STOCK_PROCESSOR_CLASS = "Qwen2_5_VLProcessor"
 STOCK_VIDEO_PROCESSOR = "Qwen2VLVideoProcessor"
@@ -37,6 +37,18 @@ _SHARED_WITH_VIDEO = (
     "size",
     "temporal_patch_size",
 )
+
+
+# The special tokens of the Qwen2.5-VL chat template (the tiny tokenizer has these, in this order).
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 
 
 class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
@@ -103,3 +115,8 @@ def load_processor(path: str) -> Any:
 
         return AutoProcessor.from_pretrained(path)
     return ImageOnlyQwen2_5_VLProcessor.from_pretrained(path)
+
+
+def suppressed_token_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
+    """Special tokens a completion must never contain (all but the end-of-turn token)."""
+    return [tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS if t != "<|im_end|>"]

@@ -38,7 +38,7 @@ def load_saved_policy(
     dtype: str = "auto",
 ) -> Policy:
     """A policy saved by ``save_policy``; ``base`` builds the base model when it is an adapter."""
-    from speciarl.policy.loading import _finish
+    from speciarl.policy.loading import finish_policy
     from speciarl.policy.processor import load_processor
 
     folder = Path(folder).expanduser()
@@ -79,4 +79,42 @@ def load_saved_policy(
         else AutoModelForImageTextToText
     )
     model = cls.from_pretrained(str(folder), dtype=dtypes[dtype])
-    return _finish(model, load_processor(str(folder)), None, prompt)
+    return finish_policy(model, load_processor(str(folder)), None, prompt)
+
+
+def save_adapter(policy: Policy, out_dir: str | Path) -> Path:
+    """The LoRA adapter (peft format, vLLM-loadable) and the processor, in ``out_dir``."""
+    if not is_peft_model(policy.model):
+        raise ValueError("the policy has no LoRA adapter (full fine-tuning): export it with save_model")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    policy.model.save_pretrained(str(out))
+    policy.processor.save_pretrained(str(out))
+    return out
+
+
+def save_model(policy: Policy, out_dir: str | Path, merge: bool = True) -> Path:
+    """A complete transformers model folder; a LoRA policy is merged into its base first.
+
+    Merging changes the policy's model in place (the adapter is folded into the base weights),
+    so call it when training is over.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = policy.model
+    if is_peft_model(model):
+        if not merge:
+            raise ValueError(
+                "a LoRA policy exports either as an adapter (save_adapter) or merged (merge=True)"
+            )
+        model = model.merge_and_unload()
+    model.save_pretrained(str(out))
+    policy.processor.save_pretrained(str(out))
+    return out
+
+
+def save_checkpoint_export(policy: Policy, folder: str | Path) -> Path:
+    """What a periodic checkpoint exports beside itself: the LoRA adapter, or the unmerged model."""
+    if is_peft_model(policy.model):
+        return save_adapter(policy, folder)
+    return save_model(policy, folder, merge=False)

@@ -15,28 +15,29 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from speciarl.core.registry import Registry
+
 if TYPE_CHECKING:
     from speciarl.rl.config import AlgorithmConfig
 
 AdvantageEstimator = Callable[[Tensor, "AlgorithmConfig"], Tensor]
-ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
+ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry(
+    "algorithm.advantage_estimator", "advantage estimator"
+)
 
 
 def register_advantage_estimator(name: str) -> Callable[[AdvantageEstimator], AdvantageEstimator]:
     """Decorator: make ``fn`` selectable as ``algorithm.advantage_estimator=<name>``."""
 
     def add(fn: AdvantageEstimator) -> AdvantageEstimator:
-        if name in ADVANTAGE_ESTIMATORS:
-            raise ValueError(f"advantage estimator {name!r} is registered twice")
-        ADVANTAGE_ESTIMATORS[name] = fn
-        return fn
+        return ADVANTAGE_ESTIMATORS.add(name, fn)
 
     return add
 
 
 def compute_advantages(rewards: Tensor, config: AlgorithmConfig) -> Tensor:
     """The configured estimator's [B, G] advantages of [B, G] rewards."""
-    return ADVANTAGE_ESTIMATORS[config.advantage_estimator](rewards, config)
+    return ADVANTAGE_ESTIMATORS.lookup(config.advantage_estimator)(rewards, config)
 
 
 def group_advantages(rewards: Tensor, normalize_std: bool = True, eps: float = 1e-6) -> Tensor:

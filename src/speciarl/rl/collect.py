@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from speciarl.core.interfaces import Judge, Reward, RolloutBackend
+from speciarl.core.completions import CompletionRow, completion_rows
+from speciarl.core.interfaces import Judge, Reward
 from speciarl.core.samples import Sample
 from speciarl.policy.policy import Policy
 from speciarl.rl.config import AlgorithmConfig
 from speciarl.rl.dynamic_sampling import DynamicSampler, SamplingReport
 from speciarl.rl.scoring import RolloutScorer, ScoredRollouts
 from speciarl.rl.step_metrics import RoundRecord
-from speciarl.runs.callbacks import CompletionRow, completion_rows
+from speciarl.rollout.backend import RolloutBackend
 
 log = logging.getLogger(__name__)
 

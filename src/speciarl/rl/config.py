@@ -1,20 +1,24 @@
 """Settings of the group-relative optimisers: GRPO, Dr.GRPO, DAPO and GSPO are presets of one config.
 
-Which advantage estimator, policy loss and loss aggregation a run uses are names looked up in the
-registries of ``speciarl.rl.advantages`` and ``speciarl.rl.losses``; a new algorithm is one
-registered function there plus one YAML file in ``conf/algorithm``.
+Which advantage estimator, policy loss and loss aggregation a run uses are plain names, looked up
+(and checked, with the registered names in the error) in the registries of
+``speciarl.rl.advantages`` and ``speciarl.rl.losses`` when the update is built: the config
+depends on no implementation, and a new algorithm is one registered function there plus one YAML
+file in ``conf/algorithm``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from speciarl.rl.advantages import ADVANTAGE_ESTIMATORS
-from speciarl.rl.losses import KL_ESTIMATORS, LOSS_AGGREGATIONS, POLICY_LOSSES, TRUNCATION_MODES
-
 # What dynamic sampling filters on: the verifier reward before overlong shaping (verl's "acc",
 # what the paper's DAPO runs used) or the shaped reward the advantages are computed from.
 FILTER_METRICS = ("reward", "shaped_reward")
+KL_ESTIMATORS = ("k1", "k2", "k3")
+# What happens to a completion cut at the token budget (no EOS): kept as is, its tokens masked
+# out of the loss (DAPO's "overlong filtering"), or penalised (scored as a parse failure: -1
+# under every reward, and it never sets SpeciaRL's bar).
+TRUNCATION_MODES = ("keep", "mask", "penalize")
 
 
 @dataclass(frozen=True)
@@ -93,12 +97,12 @@ class AlgorithmConfig:
         group_size: G, rollouts per prompt (the group the advantages are relative to).
         mini_batches: optimiser steps per rollout batch (split by prompt groups); 1 = on-policy.
         ppo_epochs: passes over the rollout batch.
-        advantage_estimator: name in ``ADVANTAGE_ESTIMATORS`` (``grpo``).
+        advantage_estimator: name in ``rl.advantages.ADVANTAGE_ESTIMATORS`` (``grpo``).
         normalize_std: divide advantages by the group's (unbiased) std.
-        policy_loss: name in ``POLICY_LOSSES`` (``ppo_clip`` per token, ``gspo`` per sequence).
+        policy_loss: name in ``rl.losses.POLICY_LOSSES`` (``ppo_clip`` per token, ``gspo`` per sequence).
         clip_low / clip_high: clip range [1 - clip_low, 1 + clip_high] of the importance ratio.
         dual_clip: cap of the loss for negative advantages (-A * dual_clip); None disables it.
-        loss_agg: name in ``LOSS_AGGREGATIONS``.
+        loss_agg: name in ``rl.losses.LOSS_AGGREGATIONS``.
         kl_coef: weight of the KL penalty to the reference; 0 skips the reference pass entirely.
         kl_estimator: ``k1``, ``k2`` or ``k3`` (low-variance KL).
         entropy_coef: weight of the entropy bonus (loss -= coef * aggregate(entropy)); 0 skips it.
@@ -142,13 +146,6 @@ class AlgorithmConfig:
             raise ValueError(
                 "dynamic sampling needs group_size >= 2: a group of one always has equal rewards"
             )
-        for setting, name, registry in (
-            ("advantage_estimator", self.advantage_estimator, ADVANTAGE_ESTIMATORS),
-            ("policy_loss", self.policy_loss, POLICY_LOSSES),
-            ("loss_agg", self.loss_agg, LOSS_AGGREGATIONS),
-        ):
-            if name not in registry:
-                raise ValueError(f"{setting} must be one of {sorted(registry)}, got {name!r}")
         if self.kl_estimator not in KL_ESTIMATORS:
             raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
         if self.clip_low < 0 or self.clip_high < 0:

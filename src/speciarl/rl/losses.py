@@ -12,7 +12,7 @@ marks the response tokens that enter the loss; advantages are per sequence, [N].
 * A loss aggregation (``algorithm.loss_agg``) reduces [N, T] to a scalar over the mask, and
   names the units it averages over (``tokens`` or ``sequences``, or ``none`` for a plain sum over
   rows), which the multi-rank and micro-batched update needs to weight partial losses
-  (``speciarl.runs.distributed``)::
+  (``speciarl.rl.partial_losses``)::
 
       @register_loss_aggregation("my_agg", units="sequences")
       def my_agg(per_token, mask, max_length) -> Tensor: ...
@@ -27,14 +27,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from speciarl.core.registry import Registry
+from speciarl.rl.config import KL_ESTIMATORS, TRUNCATION_MODES
+
 if TYPE_CHECKING:
     from speciarl.rl.config import AlgorithmConfig
-
-KL_ESTIMATORS = ("k1", "k2", "k3")
-# What happens to a completion cut at the token budget (no EOS): kept as is, its tokens masked
-# out of the loss (DAPO's "overlong filtering"), or penalised (scored as a parse failure: -1
-# under every reward, and it never sets SpeciaRL's bar).
-TRUNCATION_MODES = ("keep", "mask", "penalize")
 
 
 @dataclass
@@ -55,8 +52,8 @@ class LossAggregation:
 
 
 PolicyLossFn = Callable[[Tensor, Tensor, Tensor, Tensor, "AlgorithmConfig"], PolicyLoss]
-POLICY_LOSSES: dict[str, PolicyLossFn] = {}
-LOSS_AGGREGATIONS: dict[str, LossAggregation] = {}
+POLICY_LOSSES: Registry[PolicyLossFn] = Registry("algorithm.policy_loss", "policy loss")
+LOSS_AGGREGATIONS: Registry[LossAggregation] = Registry("algorithm.loss_agg", "loss aggregation")
 # "none": the aggregation is a sum over rows, not a mean, so the parts of a batch simply add up.
 AGGREGATION_UNITS = ("tokens", "sequences", "none")
 
@@ -65,10 +62,7 @@ def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
     """Decorator: make ``fn`` selectable as ``algorithm.policy_loss=<name>``."""
 
     def add(fn: PolicyLossFn) -> PolicyLossFn:
-        if name in POLICY_LOSSES:
-            raise ValueError(f"policy loss {name!r} is registered twice")
-        POLICY_LOSSES[name] = fn
-        return fn
+        return POLICY_LOSSES.add(name, fn)
 
     return add
 
@@ -79,9 +73,7 @@ def register_loss_aggregation(name: str, units: str) -> Callable[[Callable], Cal
         raise ValueError(f"units must be one of {AGGREGATION_UNITS}, got {units!r}")
 
     def add(fn: Callable[[Tensor, Tensor, int | None], Tensor]) -> Callable:
-        if name in LOSS_AGGREGATIONS:
-            raise ValueError(f"loss aggregation {name!r} is registered twice")
-        LOSS_AGGREGATIONS[name] = LossAggregation(fn, units)
+        LOSS_AGGREGATIONS.add(name, LossAggregation(fn, units))
         return fn
 
     return add
@@ -219,9 +211,7 @@ def token_sum_over_max_length(per_token: Tensor, mask: Tensor, max_length: int |
 
 def aggregate_loss(per_token: Tensor, mask: Tensor, mode: str, max_length: int | None = None) -> Tensor:
     """Reduce [N, T] to a scalar over the mask M with the aggregation registered as ``mode``."""
-    if mode not in LOSS_AGGREGATIONS:
-        raise ValueError(f"unknown loss aggregation {mode!r}: expected one of {sorted(LOSS_AGGREGATIONS)}")
-    return LOSS_AGGREGATIONS[mode].reduce(per_token, mask, max_length)
+    return LOSS_AGGREGATIONS.lookup(mode).reduce(per_token, mask, max_length)
 
 
 # ---------------------------------------------------------------- rollout-engine mismatch
@@ -303,7 +293,7 @@ def group_relative_loss(
     ``rollout_is_weights`` (w, [N, T], ``truncated_importance_weights``) multiply the policy
     loss per token; None: w = 1.
     """
-    terms = POLICY_LOSSES[config.policy_loss](logp, old_logp, advantages, mask, config)
+    terms = POLICY_LOSSES.lookup(config.policy_loss)(logp, old_logp, advantages, mask, config)
     per_token = terms.per_token if rollout_is_weights is None else terms.per_token * rollout_is_weights
     policy = aggregate_loss(per_token, mask, config.loss_agg, max_length)
     if config.kl_coef > 0:

@@ -7,14 +7,21 @@ caller must drop (or stop on) the group instead of training on a made-up score.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from speciarl.core.categories import Category, Judgement, Outcome
 from speciarl.core.interfaces import Reward
+
+if TYPE_CHECKING:
+    from speciarl.rl.config import AlgorithmConfig
+
+log = logging.getLogger(__name__)
 
 PARSE_FAILURE_REWARD = -1.0
 
@@ -178,3 +185,19 @@ class NoisySpeciaRLReward(Reward):
     def stats(self) -> dict[str, float]:
         """Running counts for the logs: verdicts moved, and the fraction moved."""
         return {"noise_moved": float(self.moved), "noise_rate": self.moved / max(self.judged, 1)}
+
+
+def check_group_size(algorithm: AlgorithmConfig, reward: Reward) -> None:
+    """SpeciaRL's reward is anchored to the best rollout of the group: in a group of one that is
+    the rollout itself, so every answer is rewarded as the best and nothing pushes for specificity.
+    A static reward still means something per rollout (advantage = reward, REINFORCE without a
+    baseline, as verl does), so it is allowed with a warning."""
+    if algorithm.group_size >= 2:
+        return
+    if isinstance(reward, SpeciaRLReward):
+        raise ValueError(
+            f"algorithm.group_size={algorithm.group_size} with reward=speciarl: the reward is anchored "
+            "to the best rollout of each group, which in a group of one is the rollout itself (no "
+            "specificity pressure). Use algorithm.group_size >= 2 (the paper uses 8)"
+        )
+    log.warning("algorithm.group_size=1: no group baseline, each rollout's advantage is its own reward")

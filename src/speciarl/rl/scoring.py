@@ -14,8 +14,8 @@ from torch import Tensor
 
 from speciarl.core.categories import Judgement, Outcome, extract_answer
 from speciarl.core.interfaces import Judge, Reward
+from speciarl.core.rollouts import Rollout, concat_rollouts
 from speciarl.core.samples import Sample
-from speciarl.policy.policy import Rollout, concat_rollouts
 from speciarl.rl.config import AlgorithmConfig
 
 

@@ -8,7 +8,7 @@ the current ones, detached). Each mini-batch's loss is cut into micro-batches of
     weight = W * n_part / n_global
 
 (n: the units the loss aggregation averages over, summed over the W ranks; see
-``speciarl.runs.distributed``), so the summed gradient is that of the whole mini-batch in one
+``speciarl.rl.partial_losses``), so the summed gradient is that of the whole mini-batch in one
 process. Only the last micro-batch lets DDP all-reduce gradients (``no_sync`` before it).
 
 A rank with nothing to train on this step (every group dropped, or an empty batch) still runs
@@ -29,25 +29,24 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.strategies import ParallelStrategy
 from torch import Tensor, nn
 
-from speciarl.core.interfaces import RolloutBackend
+from speciarl.core.distributed import all_reduce_sum, world_size
+from speciarl.core.rollouts import Rollout
 from speciarl.policy.logprob_route import LogprobRoute, announce, choose_route
 from speciarl.policy.microbatch import chunked_token_logprobs, micro_batches
-from speciarl.policy.policy import Policy, Rollout, is_peft_model, token_logprobs, token_logprobs_with_entropy
+from speciarl.policy.policy import Policy, is_peft_model, token_logprobs, token_logprobs_with_entropy
+from speciarl.rl.advantages import ADVANTAGE_ESTIMATORS
 from speciarl.rl.config import AlgorithmConfig
 from speciarl.rl.losses import (
+    LOSS_AGGREGATIONS,
+    POLICY_LOSSES,
     LossOutput,
     group_relative_loss,
     loss_mask_for_truncation,
     truncated_importance_weights,
 )
+from speciarl.rl.partial_losses import aggregation_units, is_additive, partial_loss_weight
 from speciarl.rl.step_metrics import UPDATE_KEYS, UpdateSums
-from speciarl.runs.distributed import (
-    aggregation_units,
-    all_reduce_sum,
-    is_additive,
-    partial_loss_weight,
-    world_size,
-)
+from speciarl.rollout.backend import RolloutBackend
 
 # Figures averaged over tokens whatever the loss aggregation (the others follow its units).
 TOKEN_WEIGHTED = ("clip_fraction", "ratio_mean")
@@ -69,6 +68,14 @@ class _Targets:
     loss_mask: Tensor
     old_logp: Tensor | None
     ref_logp: Tensor | None
+
+
+def check_registered_names(algorithm: AlgorithmConfig) -> None:
+    """Look the algorithm's named parts up once, when the update is built: an unknown name fails
+    before any rollout, with the registered names in the error."""
+    ADVANTAGE_ESTIMATORS.lookup(algorithm.advantage_estimator)
+    POLICY_LOSSES.lookup(algorithm.policy_loss)
+    LOSS_AGGREGATIONS.lookup(algorithm.loss_agg)
 
 
 class PolicyUpdate:
@@ -96,6 +103,7 @@ class PolicyUpdate:
         self.rollout = rollout
         self.budget = logprob_token_budget
         self.max_grad_norm = max_grad_norm
+        check_registered_names(algorithm)
         # Kept in a tuple, not registered as a submodule: it is frozen, needs no checkpointing,
         # and stays in eval mode without Lightning warning about it.
         self._frozen_reference: tuple[nn.Module, ...] = ()
@@ -201,6 +209,38 @@ class PolicyUpdate:
         if not pieces:
             # Zero gradients through every trainable parameter keep DDP's all-reduce aligned.
             module.manual_backward(sum((p * 0.0).sum() for p in self.model.parameters() if p.requires_grad))
+        loss_finite = self._backward_pieces(module, targets, rows, pieces, (units, tokens), sums)
+        grad_norm = float(_grad_norm(self.model))
+        nonfinite = _nonfinite_quantity(loss_finite, grad_norm, module.device)
+        sums.nonfinite.append(nonfinite)
+        if nonfinite is None:
+            sums.grad_norm += grad_norm
+            module.clip_gradients(
+                optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm"
+            )
+        else:
+            # Not applied: without gradients the optimiser leaves every weight and its own state
+            # as they were; the step is still counted (as Lightning's global step), so the
+            # schedule, the checkpoint period and the data stay in line with an applied one.
+            optimizer.zero_grad(set_to_none=True)
+        optimizer.step()
+        scheduler = module.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        sums.updates += 1
+
+    def _backward_pieces(
+        self,
+        module: LightningModule,
+        targets: _Targets,
+        rows: list[int],
+        pieces: list[tuple[list[int], Rollout]],
+        totals: tuple[float, float],
+        sums: UpdateSums,
+    ) -> bool:
+        """Backward of every micro-batch, each loss weighted by its share of the mini-batch's units
+        (``totals``: units and tokens over every rank); False when a loss was not finite."""
+        units, tokens = totals
         index = torch.as_tensor(rows, dtype=torch.long)
         additive = is_additive(self.algorithm.loss_agg)
         loss_finite = True
@@ -225,24 +265,7 @@ class PolicyUpdate:
                     else (1.0 if additive else piece_units / units)
                 )
                 sums.weighted[key] += float(figures[key].detach()) * share
-        grad_norm = float(_grad_norm(self.model))
-        nonfinite = _nonfinite_quantity(loss_finite, grad_norm, module.device)
-        sums.nonfinite.append(nonfinite)
-        if nonfinite is None:
-            sums.grad_norm += grad_norm
-            module.clip_gradients(
-                optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm"
-            )
-        else:
-            # Not applied: without gradients the optimiser leaves every weight and its own state
-            # as they were; the step is still counted (as Lightning's global step), so the
-            # schedule, the checkpoint period and the data stay in line with an applied one.
-            optimizer.zero_grad(set_to_none=True)
-        optimizer.step()
-        scheduler = module.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
-        sums.updates += 1
+        return loss_finite
 
     def _loss(
         self, targets: _Targets, at: Tensor, piece: Rollout, piece_mask: Tensor, sums: UpdateSums

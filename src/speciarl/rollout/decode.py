@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from speciarl.core.rollouts import PromptBatch
 from speciarl.policy.completion_pass import rotate, unsupported_decoder_reason
-from speciarl.policy.policy import PromptBatch
 from speciarl.rollout.shared_prefill import prefill_backbone, prefill_prompts
 
 SAMPLERS = ("inverse_cdf", "multinomial")

@@ -8,10 +8,11 @@ import torch
 from torch import Tensor
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from speciarl.core.interfaces import RolloutBackend
+from speciarl.core.rollouts import PromptBatch, Rollout
 from speciarl.core.samples import Sample
 from speciarl.policy.logprob_route import AUTO, path_enabled
-from speciarl.policy.policy import Policy, PromptBatch, Rollout
+from speciarl.policy.policy import Policy
+from speciarl.rollout.backend import RolloutBackend
 from speciarl.rollout.decode import SAMPLERS, DecodeSettings, decode, unsupported_reason
 from speciarl.rollout.shared_prefill import prefilled_generate_inputs
 

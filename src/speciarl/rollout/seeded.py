@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
+from speciarl.core.rollouts import PromptBatch, Rollout, concat_rollouts
 from speciarl.core.samples import Sample
-from speciarl.policy.policy import Policy, PromptBatch, Rollout, concat_rollouts
+from speciarl.policy.policy import Policy
 from speciarl.rollout.hf import HFRollout
 
 

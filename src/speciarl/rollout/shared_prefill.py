@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from speciarl.policy.policy import PromptBatch
+from speciarl.core.rollouts import PromptBatch
 from speciarl.policy.shared_images import direct_calls_allowed
 
 

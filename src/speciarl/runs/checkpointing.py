@@ -21,8 +21,6 @@ from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from speciarl.export import save_adapter, save_model
-from speciarl.policy.policy import is_peft_model
 from speciarl.runs.atomic_files import write_folder_atomically
 from speciarl.runs.nonfinite import refuse_nonfinite
 
@@ -42,6 +40,9 @@ class RLCheckpoint(ModelCheckpoint):
         export_policy: also write the adapter (or full model) beside each checkpoint.
         save_top_k: how many periodic checkpoints to keep (-1: all).
         model_path, tags: the base model and the run's tags, for the exports' model cards.
+        write_policy: ``(policy, folder) -> None`` writing the export (the LoRA adapter or the
+            model; ``speciarl.policy.saved.save_checkpoint_export`` in the config): passed in, so
+            that this toolbox imports nothing of the policy.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class RLCheckpoint(ModelCheckpoint):
         save_last: bool = True,
         model_path: str | None = None,
         tags: list[str] | None = None,
+        write_policy: Callable[[Any, Path], Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -64,7 +66,9 @@ class RLCheckpoint(ModelCheckpoint):
             auto_insert_metric_name=False,
             **kwargs,
         )
-        self.export_policy = export_policy
+        if export_policy and write_policy is None:
+            raise ValueError("export_policy=true needs write_policy (checkpoint.write_policy in the config)")
+        self.export_policy, self.write_policy = export_policy, write_policy
         self.model_path, self.tags = model_path, [str(t) for t in tags or [] if "=" not in str(t)]
 
     def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
@@ -81,13 +85,16 @@ class RLCheckpoint(ModelCheckpoint):
         target = Path(filepath).with_suffix("")
         step = trainer.global_step
         export_policy_atomically(
-            policy, target.with_name(target.name + "-policy"), lambda staged: self._write_card(staged, step)
+            policy,
+            target.with_name(target.name + "-policy"),
+            self.write_policy,
+            lambda staged: self._write_card(staged, step),
         )
 
     def _write_card(self, folder: Path, step: int) -> None:
         """A model card beside the export (no held-out figures: those come at the end of the run)."""
-        from speciarl.policy.model_card import CardInfo, base_model_id, write_model_card
         from speciarl.runs.loggers import config_choice
+        from speciarl.runs.model_card import CardInfo, base_model_id, write_model_card
 
         kind = "adapter" if (folder / "adapter_config.json").is_file() else "full"
         method = f"{self.tags[0]}+{self.tags[-1]}" if self.tags else "unknown"
@@ -100,9 +107,12 @@ class RLCheckpoint(ModelCheckpoint):
 
 
 def export_policy_atomically(
-    policy: Any, target: Path, add_files: Callable[[Path], None] | None = None
+    policy: Any,
+    target: Path,
+    write_policy: Callable[[Any, Path], Any],
+    add_files: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write the adapter (or full model) to ``target`` through a temporary folder and a rename.
+    """Write the policy to ``target`` with ``write_policy`` through a temporary folder and a rename.
 
     ``add_files`` writes extra files (the model card) into the staged folder, so they appear
     together with the weights.
@@ -111,10 +121,7 @@ def export_policy_atomically(
     refuse_nonfinite(policy.model.state_dict(), str(target))
 
     def fill(staging: Path) -> None:
-        if is_peft_model(policy.model):
-            save_adapter(policy, staging)
-        else:
-            save_model(policy, staging, merge=False)
+        write_policy(policy, staging)
         if add_files is not None:
             add_files(staging)
 

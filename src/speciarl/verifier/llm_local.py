@@ -190,7 +190,7 @@ class LLMLocalJudge(Judge):
 def _load(model_path: str, device: torch.device, dtype: str, allow_download: bool) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from speciarl.policy.policy import resolve_model_path
+    from speciarl.core.model_paths import resolve_model_path
 
     try:
         path = resolve_model_path(model_path, allow_download=allow_download)

@@ -22,7 +22,7 @@ from typing import Any
 from speciarl.runs.dashboard import method_names
 
 LICENSE = "apache-2.0"
-# The embedded default has no hub id: it is built by code (speciarl.policy.tiny, 0.75M parameters).
+# The embedded default has no hub id: it is built by code (speciarl.built_models.tiny, 0.75M parameters).
 TINY_BASE = "tiny-qwen2.5-vl"
 
 
@@ -37,7 +37,7 @@ class CardInfo:
     kind: str  # "adapter" | "full"
     results: Mapping[str, Any] = field(default_factory=dict)
     command: str = field(default_factory=lambda: "python -m " + " ".join(_argv()))
-    prompt: str = "base"  # the prompt preset it was trained with (speciarl.data.prompts)
+    prompt: str = "base"  # the prompt preset it was trained with (speciarl.core.prompts)
 
 
 def _argv() -> list[str]:
@@ -112,7 +112,7 @@ def render_card(info: CardInfo) -> str:
 
 def prompt_section(preset: str) -> list[str]:
     """How the model was prompted in training: one user turn, the image, then this text."""
-    from speciarl.data.prompts import prompt_text
+    from speciarl.core.prompts import prompt_text
 
     return [
         "## Prompt format",
@@ -161,7 +161,7 @@ def use_section(kind: str, preset: str = "base") -> list[str]:
         *(['BASE_MODEL_FOLDER = "<the base model folder>"'] if kind == "adapter" else []),
         "from PIL import Image",
         "from speciarl.core.categories import extract_answer",
-        "from speciarl.data.prompts import chat_messages, prompt_text",
+        "from speciarl.core.prompts import chat_messages, prompt_text",
         "from speciarl.policy.processor import load_processor",
         *load,
         'image = Image.new("RGB", (64, 64), "red")  # your image',

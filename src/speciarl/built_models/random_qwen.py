@@ -60,7 +60,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 @functools.lru_cache(maxsize=1)
 def _tokenizer_json() -> str:
     """The serialised tokenizer (deterministic): trained BPE, padded vocabulary, real added tokens."""
-    from speciarl.policy.tiny import tokenizer_corpus
+    from speciarl.built_models.tiny import tokenizer_corpus
 
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -155,7 +155,7 @@ def random_qwen_policy(
     ``dtype`` "bfloat16" (the preset) or "float32" (tests that compare paths); ``lora`` as
     ``apply_lora``'s keyword arguments (None: full fine-tuning).
     """
-    from speciarl.policy.loading import _finish
+    from speciarl.policy.loading import finish_policy
 
     if dtype not in _DTYPES:
         raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
@@ -169,4 +169,4 @@ def random_qwen_policy(
     )
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return _finish(model, build_qwen_processor(), lora, prompt)
+    return finish_policy(model, build_qwen_processor(), lora, prompt)

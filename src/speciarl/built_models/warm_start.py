@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration
 
-from speciarl.data.prompts import format_answer
+from speciarl.built_models.tiny import TinyQwenSpec, ensure_tiny_qwen, publish_folder
+from speciarl.core.prompts import format_answer
+from speciarl.core.rollouts import PromptBatch, Rollout
 from speciarl.data.synthetic import COLOURS, KIND_CLEAN, SyntheticShapes, leaf_name
-from speciarl.policy.policy import Policy, PromptBatch, Rollout, token_logprobs
+from speciarl.policy.policy import Policy, token_logprobs
 from speciarl.policy.processor import load_processor
-from speciarl.policy.tiny import TinyQwenSpec, ensure_tiny_qwen, publish_folder
 
 log = logging.getLogger(__name__)
 # Warm starts shipped with the package (folder name = the cache's, fingerprint included): used

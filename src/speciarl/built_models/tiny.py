@@ -24,19 +24,10 @@ from transformers import (
     Qwen2VLImageProcessorPil,
 )
 
-from speciarl.data.prompts import FORMAT_INSTRUCTION, PROMPTS, format_answer
+from speciarl.core.prompts import FORMAT_INSTRUCTION, PROMPTS, format_answer
 from speciarl.data.synthetic import shapes_taxonomy
-from speciarl.policy.processor import ImageOnlyQwen2_5_VLProcessor
+from speciarl.policy.processor import SPECIAL_TOKENS, ImageOnlyQwen2_5_VLProcessor, suppressed_token_ids
 
-SPECIAL_TOKENS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
 FORMAT_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -186,11 +177,6 @@ def build_tiny_qwen(spec: TinyQwenSpec, folder: Path) -> None:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     (folder / "speciarl_spec.json").write_text(json.dumps(asdict(spec), indent=1))
-
-
-def suppressed_token_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
-    """Special tokens a completion must never contain (all but the end-of-turn token)."""
-    return [tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS if t != "<|im_end|>"]
 
 
 def ensure_tiny_qwen(spec: TinyQwenSpec | None = None, root: Path | None = None) -> Path:
