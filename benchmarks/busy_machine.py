@@ -14,7 +14,8 @@ Settings (``--settings``, comma-separated):
   thread can take over a thread that shares its core with other work;
 * ``spin_30k`` / ``spin_3k``: a tenth / a hundredth of that spin (``GOMP_SPINCOUNT``), then sleep;
 * ``one_thread``: ``num_threads=1`` (spin policy): no parallel regions at all;
-* ``default``: nothing set: whatever speciarl does by default now.
+* ``default``: nothing set: whatever speciarl does by default now (it samples /proc/stat at start
+  and sleeps at once only when other processes use the CPUs; each run's choice is printed).
 
     python benchmarks/busy_machine.py                       # 30 steps, all settings
     python benchmarks/busy_machine.py --steps 10 --settings default,spin
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
@@ -44,6 +46,7 @@ SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
 }
 # What the child must not inherit: a thread or wait setting of the caller's shell would blur
 # the comparison (the shared gate's OMP_NUM_THREADS=1 above all).
+POLICY_LINE = "OpenMP wait policy:"  # what speciarl.train logs it chose (speciarl.wait_policy)
 CLEARED = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_DYNAMIC")
 
 
@@ -55,8 +58,8 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def time_setting(setting: str, steps: int, scratch: Path) -> dict[str, float]:
-    """Train ``steps`` quickstart steps in a child process; returns seconds per step and wall.
+def time_setting(setting: str, steps: int, scratch: Path) -> dict[str, Any]:
+    """Train ``steps`` quickstart steps in a child process; seconds per step, wall, the policy it logged.
 
     Raises ``RuntimeError`` with the child's output tail when the run fails.
     """
@@ -86,12 +89,19 @@ def time_setting(setting: str, steps: int, scratch: Path) -> dict[str, float]:
     if done.returncode != 0:
         raise RuntimeError(f"{setting} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
     results = json.loads((run_dir / "results.json").read_text())
-    return {"s_per_step": results["fit_seconds"] / results["steps"], "wall": wall, "load_at_start": load}
+    logged = done.stdout + done.stderr + "".join(p.read_text() for p in run_dir.glob("*.log"))
+    chosen = [line.split(POLICY_LINE, 1)[1].strip() for line in logged.splitlines() if POLICY_LINE in line]
+    return {
+        "s_per_step": results["fit_seconds"] / results["steps"],
+        "wall": wall,
+        "load_at_start": load,
+        "wait_policy": chosen[0] if chosen else "not logged",
+    }
 
 
-def run_all(settings: list[str], steps: int, rounds: int) -> dict[str, dict[str, list[dict[str, float]]]]:
+def run_all(settings: list[str], steps: int, rounds: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Per round: every setting idle, then every setting with one ``yes`` busy (order rotated per round)."""
-    figures: dict[str, dict[str, list[dict[str, float]]]] = {
+    figures: dict[str, dict[str, list[dict[str, Any]]]] = {
         "idle": {s: [] for s in settings},
         "busy": {s: [] for s in settings},
     }
@@ -114,7 +124,7 @@ def run_all(settings: list[str], steps: int, rounds: int) -> dict[str, dict[str,
     return figures
 
 
-def table(figures: dict[str, dict[str, list[dict[str, float]]]], steps: int) -> str:
+def table(figures: dict[str, dict[str, list[dict[str, Any]]]], steps: int) -> str:
     """Markdown: median s/step idle and busy (range over rounds), busy / idle, idle against ``spin``."""
 
     def median(load: str, setting: str) -> float:

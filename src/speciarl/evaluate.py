@@ -15,6 +15,10 @@ from speciarl.cli_help import answer_help
 
 answer_help("evaluate", __name__)  # before torch and Lightning load: --help in about a second
 
+from speciarl.wait_policy import apply_wait_policy
+
+WAIT_POLICY = apply_wait_policy()  # before torch loads libgomp: it reads the policy once
+
 import json
 import logging
 import re
@@ -376,6 +380,7 @@ def _log(
 
 @hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    log.info("OpenMP wait policy: %s", WAIT_POLICY)
     results = evaluate(cfg)
     last = list(results.values())[-1]
     first = next(iter(last["datasets"].values()), {})

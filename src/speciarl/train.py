@@ -14,6 +14,10 @@ from speciarl.cli_help import answer_help
 
 answer_help("train", __name__)  # before torch and Lightning load: --help in about a second
 
+from speciarl.wait_policy import apply_wait_policy
+
+WAIT_POLICY = apply_wait_policy()  # before torch loads libgomp: it reads the policy once
+
 import json
 import logging
 import os
@@ -282,6 +286,7 @@ def _measured_samples(rows: list[tuple[str, Any]], cfg: DictConfig) -> str:
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    log.info("OpenMP wait policy: %s", WAIT_POLICY)
     try:
         results = train(annotate_sweep_job(with_run_tags(cfg)))
     except SIGTERMException:  # Lightning's, outside training (a held-out measurement): not 0

@@ -70,6 +70,7 @@ def test_debug_run_says_what_it_measured_and_where_everything_went_and_evaluate_
     assert log == run / "train.log"
     logged = log.read_text()
     assert "held-out split: 16 samples;" in logged and "where things are:" in logged
+    assert logged.count("OpenMP wait policy: ") == 1  # chosen at start, said once (speciarl.wait_policy)
     empty = [p for p in run.rglob("*.log") if p.stat().st_size == 0]
     assert not empty, f"empty log files: {empty}"
 

@@ -1,0 +1,122 @@
+"""OpenMP wait policy from how busy the machine is when a run starts.
+
+libgomp's default lets a thread that finished its share of a parallel region spin ~3 ms before it
+sleeps. On an idle machine that is the fastest (the quickstart: 0.38 s a step against 0.55 with
+``OMP_WAIT_POLICY=PASSIVE`` on a 2-core VM); when another process holds a core, the spinning
+threads keep their cores while the thread sharing a core with it waits, and steps took 3.4x as
+long, where passive kept their time (docs/step-time.md#busy-machines). So the training and
+evaluation entry points sample ``/proc/stat`` for a moment before torch loads libgomp (which reads
+the policy once, at load) and choose passive only when other processes use the CPUs this one may
+run on. The thread count, and so every figure, stays as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable, MutableMapping
+from pathlib import Path
+
+USER_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+# Other processes' CPU use, in cores, from which threads stop spinning. One busy core reads ~1.0;
+# an idle machine's daemons a few hundredths. Half a core: a process that holds a core half the
+# time already preempts our thread there at most parallel regions.
+BUSY_CORES_THRESHOLD = 0.5
+SAMPLE_SECONDS = 0.15  # 15 kernel ticks per CPU at 100 Hz: the busy share to ~0.07 of a core
+PROC_STAT = Path("/proc/stat")
+
+log = logging.getLogger("speciarl.wait_policy")
+CHOICE: str | None = None  # what apply_wait_policy chose and why, for the run's log
+
+
+def cpu_ticks(stat_text: str, cpus: Iterable[int]) -> tuple[int, int]:
+    """Idle and total ticks, summed over the ``cpuN`` lines of ``/proc/stat`` text for ``cpus``.
+
+    Idle is ``idle + iowait`` (fields 4 and 5); total is user through steal (fields 1-8: guest time
+    is already inside user). Returns ``(idle, total)``; raises ``ValueError`` when a CPU asked for
+    has no line in the text.
+    """
+    wanted = {f"cpu{n}" for n in cpus}
+    idle = total = 0
+    for line in stat_text.splitlines():
+        fields = line.split()
+        if fields and fields[0] in wanted:
+            ticks = [int(f) for f in fields[1:9]]
+            idle += ticks[3] + ticks[4]
+            total += sum(ticks)
+            wanted.discard(fields[0])
+    if wanted:
+        raise ValueError(f"/proc/stat has no line for {sorted(wanted)}; expected a line per CPU 'cpuN ...'")
+    return idle, total
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int], n_cpus: int) -> float:
+    """Cores kept busy between two ``(idle, total)`` readings of ``n_cpus`` CPUs: (1 - idle share) x n.
+
+    Raises ``ValueError`` when no tick passed between the readings (nothing was measured).
+    """
+    idle, total = after[0] - before[0], after[1] - before[1]
+    if total <= 0:
+        raise ValueError(f"no CPU tick between the two /proc/stat readings ({before} -> {after})")
+    return (1.0 - idle / total) * n_cpus
+
+
+def others_busy_cores(seconds: float = SAMPLE_SECONDS, cpus: Iterable[int] | None = None) -> float:
+    """Cores that other processes keep busy, on ``cpus`` (default: those this process may run on).
+
+    This process sleeps between the two readings, so what is busy is someone else's work.
+    """
+    cpus = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
+    before = cpu_ticks(PROC_STAT.read_text(), cpus)
+    time.sleep(seconds)
+    return busy_cores(before, cpu_ticks(PROC_STAT.read_text(), cpus), len(cpus))
+
+
+def choose_wait_policy(
+    environ: MutableMapping[str, str], others: float | None, threshold: float = BUSY_CORES_THRESHOLD
+) -> tuple[str | None, str]:
+    """The ``OMP_WAIT_POLICY`` to set (``None``: leave libgomp's default) and why, in words.
+
+    ``others`` is :func:`others_busy_cores` (``None`` when it could not be read). A wait setting
+    of the user's (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``) always wins.
+    """
+    mine = {k: environ[k] for k in USER_KEYS if k in environ}
+    if mine:
+        return None, f"left as set: {', '.join(f'{k}={v}' for k, v in mine.items())}"
+    if others is None:
+        return None, "libgomp's default (spin, then sleep): CPU use could not be read"
+    if others >= threshold:
+        return "PASSIVE", (
+            f"OMP_WAIT_POLICY=PASSIVE: other processes use {others:.2f} cores (>= {threshold}); "
+            "spinning threads would slow every step"
+        )
+    return None, (
+        f"libgomp's default (spin, then sleep): other processes use {others:.2f} cores (< {threshold}); "
+        "set OMP_WAIT_POLICY=PASSIVE if other work starts during the run"
+    )
+
+
+def apply_wait_policy(environ: MutableMapping[str, str] = os.environ) -> str:
+    """Choose once per process, before torch loads, and set the policy in ``environ``; returns why.
+
+    Does nothing (and samples nothing) when torch is already imported (libgomp has read its
+    setting) or the user set one. The reason is kept in :data:`CHOICE` for the run's log.
+    """
+    global CHOICE
+    if CHOICE is not None:
+        return CHOICE
+    if "torch" in sys.modules:
+        CHOICE = "left as it was: torch (and libgomp) loaded before speciarl could choose"
+        return CHOICE
+    others = None
+    if not any(k in environ for k in USER_KEYS):
+        try:
+            others = others_busy_cores()
+        except (OSError, ValueError, AttributeError) as error:  # no /proc or sched_getaffinity (macOS)
+            log.debug("CPU use not read: %s", error)
+    policy, CHOICE = choose_wait_policy(environ, others)
+    if policy is not None:
+        environ["OMP_WAIT_POLICY"] = policy
+    return CHOICE
