@@ -11,10 +11,10 @@ adapts. The per-token figures are estimates of this code path (stated with each 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
-GIB = 1024**3
+from speciarl.memory_host import GIB, HostRun, ModelSizes, host_peak_gib, host_rows
+
 # vocab_chunks.DEFAULT_MAX_LOGITS: the most logits alive at once in the log-prob passes.
 VOCAB_CHUNK_LOGITS = 2**26
 # apply_lora's "all-linear-language": every LM linear, nothing under the vision tower.
@@ -26,20 +26,6 @@ def qwen2_5_vl_7b_config() -> Any:
     from speciarl.policy.qwen_architecture import QWEN2_5_VL_7B, qwen_vl_config
 
     return qwen_vl_config(QWEN2_5_VL_7B)
-
-
-@dataclass(frozen=True)
-class ModelSizes:
-    """Counts read off a model built on the meta device."""
-
-    parameters: int
-    vision_parameters: int
-    lora_parameters: int
-    layers: int
-    hidden: int
-    intermediate: int
-    kv_width: int
-    vocab: int
 
 
 def model_sizes(config: Any, lora_r: int) -> ModelSizes:
@@ -175,8 +161,6 @@ def main(argv: list[str] | None = None) -> None:
         f"LoRA r {args.lora_r} on every LM linear: {sizes.lora_parameters:,}"
     )
     if args.host:
-        from speciarl.memory_host import HostRun, host_peak_gib, host_rows
-
         run = HostRun(
             args.prompts, args.group, args.prompt_tokens, args.new_tokens, 4 if args.dtype == "float32" else 2
         )

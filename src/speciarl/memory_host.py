@@ -1,4 +1,4 @@
-"""Host-memory estimate of one CPU training process (the scale rehearsal), beside the GPU one in ``memory``.
+"""Host-memory estimate of one CPU training process (the scale rehearsal), and the model sizes both estimates read.
 
 A CPU run holds everything in one address space: the process itself (Python, torch, transformers,
 Lightning), the weights, the LoRA state, the rollout's KV cache while decoding and, while
@@ -15,11 +15,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from speciarl.memory import GIB, ModelSizes
-
+GIB = 1024**3
 # Resident set of a process that imported speciarl.train and its stack (measured: 0.45 GiB).
 PROCESS_BASELINE_GIB = 0.45
 MAX_LOGITS = 2**26
+
+
+@dataclass(frozen=True)
+class ModelSizes:
+    """Counts read off a model built on the meta device."""
+
+    parameters: int
+    vision_parameters: int
+    lora_parameters: int
+    layers: int
+    hidden: int
+    intermediate: int
+    kv_width: int
+    vocab: int
 
 
 @dataclass(frozen=True)
