@@ -53,12 +53,19 @@ def test_five_step_run_is_quiet_and_ends_with_the_results_table(five_step_run):
     assert len(lines) <= 25, "\n".join(lines)
     assert sum(line.startswith("wandb:") for line in lines) == 1
     assert not any("Tip" in line or "GPU available" in line or "Epoch" in line for line in lines)
-    # The table is the end of the output, its figures those of results.json.
-    assert lines[-4].split() == ["correctness", "specificity", "HM"]
-    for line, row in zip(lines[-3:], ("before", "before_best_of_8", "after"), strict=True):
+    # The output ends with the table (its figures those of results.json), then where things are.
+    header = next(i for i, line in enumerate(lines) if line.split() == ["correctness", "specificity", "HM"])
+    for line, row in zip(
+        lines[header + 1 : header + 4], ("before", "before_best_of_8", "after"), strict=True
+    ):
         name, c, s, hm = line.split()
         assert name == row
         assert float(hm) == pytest.approx(results[row]["val/hm"], abs=5e-4)
+    ending = lines[header + 4 :]
+    assert [line for line in ending if line.strip()][0] == "where things are:"
+    named = {line.split()[0]: line.split()[-1] for line in ending if line.startswith("  ") and line.split()}
+    for key in ("results", "policy", "checkpoint", "log"):
+        assert Path(named[key]).exists(), (key, named[key])
     assert any(re.match(r"train: step 5/5  reward [\d.]+  hm [\d.]+", line) for line in lines)
 
 
