@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from speciarl.rl.rewards import NoisySpeciaRLReward, SpeciaRLReward, StaticReward
-from speciarl.train import CONF_DIR
+from speciarl.train import CONF_DIR, with_run_tags
 
 # Sec. 4: std normalisation, clip low / high, dual clip, aggregation, KL coef, overlong shaping
 OPTIMISERS = {
@@ -60,9 +60,10 @@ def check_paper_settings(cfg) -> None:
         assert reward.mode == "all"
     else:
         assert isinstance(reward, StaticReward) and reward.name in ("reward3", "scala1", "scala2", "scala3")
-    # W&B tags derive from what the run trains with
+    # W&B tags derive from what the run trains with (filled in when the run starts)
     ds = ["dynamic_sampling"] if algo.dynamic_sampling.enabled else []
-    assert list(cfg.tags) == [algo.name, *ds, reward.name]
+    assert cfg.tags is None
+    assert list(with_run_tags(cfg).tags) == [algo.name, *ds, reward.name]
 
 
 @pytest.mark.parametrize(("preset", "jobs"), PRESETS.items())
@@ -92,8 +93,10 @@ def test_an_experiment_is_an_algorithm_and_a_reward():
     preset = compose_train("experiment=dapo_speciarl", "paths.output_dir=/run")
     groups = compose_train("algorithm=dapo", "reward=speciarl", "paths.output_dir=/run")
     assert OmegaConf.to_container(preset, resolve=True) == OmegaConf.to_container(groups, resolve=True)
-    assert list(groups.tags) == ["dapo", "speciarl"]
-    assert list(compose_train("reward=noisy", "reward.p=0.05").tags) == ["grpo", "noisy_p0.05"]
+    assert list(with_run_tags(groups).tags) == ["dapo", "speciarl"]
+    assert list(with_run_tags(compose_train("reward=noisy", "reward.p=0.05")).tags) == ["grpo", "noisy_p0.05"]
+    # tags given by a preset or on the command line are kept as they are
+    assert list(with_run_tags(compose_train("tags=[mine]")).tags) == ["mine"]
 
 
 def test_each_setting_is_overridable_alone():

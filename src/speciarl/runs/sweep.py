@@ -90,7 +90,7 @@ def annotate_sweep_job(cfg: DictConfig) -> DictConfig:
             "grid": grid,
             "overrides": overrides,
         }
-        cfg.tags = [*cfg.get("tags", []), *(f"{k}={v}" for k, v in grid.items())]
+        cfg.tags = [*(cfg.get("tags") or []), *(f"{k}={v}" for k, v in grid.items())]
         wandb_cfg = (cfg.get("logger") or {}).get("wandb")
         if wandb_cfg is not None:
             if wandb_cfg.get("name") is None:
