@@ -18,6 +18,7 @@ from speciarl.cli_help import answer_help
 answer_help("export", __name__)  # before torch and Lightning load: --help in about a second
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from omegaconf import DictConfig
 
 from speciarl.policy.policy import Policy, is_peft_model
 from speciarl.policy.saved import save_adapter, save_model
+from speciarl.runs.checkpointing import export_policy_atomically
 from speciarl.runs.run_end import copy_to_log, run_then_exit
 
 log = logging.getLogger("speciarl.export")
@@ -60,13 +62,27 @@ def load_checkpoint_weights(policy: Policy, ckpt_path: str | Path) -> None:
             )
 
 
-def export(policy: Policy, ckpt_path: str | None, out_dir: str, merge: bool) -> Path:
-    """Load ``ckpt_path`` (if given) into ``policy`` and write the adapter, or the merged model."""
+def export(
+    policy: Policy,
+    ckpt_path: str | None,
+    out_dir: str,
+    merge: bool,
+    add_files: Callable[[Path], None] | None = None,
+) -> Path:
+    """Load ``ckpt_path`` (if given) into ``policy`` and write the adapter, or the merged model.
+
+    The folder appears whole or not at all: it is written under a temporary name (with
+    ``add_files``, e.g. the model card, inside it) and renamed to ``out_dir``; a full disk leaves
+    the previous ``out_dir`` (or none) and raises ``DiskFullError``. Weights that are not finite
+    are refused before anything is written.
+    """
     if ckpt_path:
         load_checkpoint_weights(policy, ckpt_path)
     if is_peft_model(policy.model) and not merge:
-        return save_adapter(policy, out_dir)
-    return save_model(policy, out_dir, merge=True)
+        write: Callable[[Policy, Path], Path] = save_adapter
+    else:
+        write = lambda policy, folder: save_model(policy, folder, merge=True)  # noqa: E731
+    return export_policy_atomically(policy, Path(out_dir), write, add_files)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="export", version_base="1.3")
@@ -76,9 +92,12 @@ def main(cfg: DictConfig) -> None:
 
     quiet_console()
     policy = instantiate(cfg.model)
-    out = export(policy, cfg.ckpt_path, cfg.out_dir, bool(cfg.merge))
-    kind = "adapter" if (out / "adapter_config.json").is_file() else "full"
-    write_model_card(out, card_info_from_run(cfg.get("run_dir"), cfg.model, kind))
+
+    def add_card(staged: Path) -> None:  # the card appears with the weights, in the same rename
+        kind = "adapter" if (staged / "adapter_config.json").is_file() else "full"
+        write_model_card(staged, card_info_from_run(cfg.get("run_dir"), cfg.model, kind))
+
+    out = export(policy, cfg.ckpt_path, cfg.out_dir, bool(cfg.merge), add_card)
     done = f"exported to {out} (with README.md, ready for `huggingface_hub.upload_folder` / push_to_hub)"
     print(done)
     copy_to_log(done)  # the run's export.log says it too (nothing else logs at INFO)

@@ -196,6 +196,57 @@ def test_an_accepted_change_resumes(one_step_checkpoint, tmp_path):
     assert train(cfg)["steps"] == 2
 
 
+# ------------------------------------------------------------------ export: whole or not at all
+def _export(checkpoint: Path, out_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    phases = "model.phases=[{steps:40,lr:0.003,leaf:1.0,type:0.0,family:0.0}]"  # the cached warm start
+    return subprocess.run(
+        [sys.executable, "-m", "speciarl.export", f"ckpt_path={checkpoint}", f"out_dir={out_dir}", "merge=true",
+         phases, f"hydra.run.dir={cwd}/hydra"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_an_export_onto_a_full_disk_keeps_the_previous_export_whole(one_step_checkpoint, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs (tests/unit covers the rlimit case of the folder writer)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("tmpfs mount refused")
+    try:
+        out = disk / "export"
+        first = _export(one_step_checkpoint, out, tmp_path)
+        assert first.returncode == 0, first.stderr[-3000:]
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert {"config.json", "model.safetensors", "README.md"} <= set(before)
+        # Leave less room than one more export needs: the second export must fail and say so.
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / "filler").write_bytes(b"\0" * max(0, free - 2**20))
+        second = _export(one_step_checkpoint, out, tmp_path)
+        assert second.returncode != 0
+        assert "disk full: could not write" in second.stderr and str(out) in second.stderr, second.stderr[
+            -3000:
+        ]
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old export, untouched
+        assert sorted(p.name for p in disk.iterdir()) == ["export", "filler"]  # no temporary folder left
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_an_export_of_non_finite_weights_is_refused_and_writes_nothing(one_step_checkpoint, tmp_path):
+    checkpoint = torch.load(one_step_checkpoint, map_location="cpu", weights_only=True)
+    name = next(k for k, v in checkpoint["state_dict"].items() if v.is_floating_point())
+    checkpoint["state_dict"][name][0] = float("nan")
+    poisoned = tmp_path / "poisoned.ckpt"
+    torch.save(checkpoint, poisoned)
+    done = _export(poisoned, tmp_path / "export", tmp_path)
+    assert done.returncode != 0
+    assert "NonFiniteStateError" in done.stderr and "is not finite" in done.stderr, done.stderr[-3000:]
+    assert not (tmp_path / "export").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
 @pytest.mark.parametrize("content", [b"", os.urandom(2048)], ids=["empty", "random"])
 def test_a_corrupt_checkpoint_is_refused_before_any_build(tmp_path, monkeypatch, content):
     built = _spy_on_build(monkeypatch)
