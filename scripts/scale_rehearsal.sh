@@ -4,9 +4,11 @@
 # tests/integration/test_real_width_rehearsal.py (2 layers, 2 vision blocks, 2 RL steps).
 #   bash scripts/scale_rehearsal.sh                 (PYTHON=... to pick the interpreter)
 # Settings (env): LAYERS / VISION_BLOCKS (3B RL depth; empty: the real 36 / 32), DTYPE (bfloat16 |
-# float32), PROMPTS (2), STEPS (3), TRAINER (cpu | gpu), SKIP_7B=1, SKIP_TESTS=1. On this project's
-# 2-core AVX2 CPU the measured run used LAYERS=4 VISION_BLOCKS=4 DTYPE=float32 (bf16 backward matmuls
-# take torch's slow path there: docs/scaling.md); a GPU runs the defaults.
+# float32), PROMPTS (2), STEPS (3), TRAINER (cpu | gpu), BUDGET (module.logprob_token_budget, 8192),
+# RETAIN (module.retain_host_memory, true), SKIP_7B=1, SKIP_TESTS=1. On this project's 2-core AVX2 CPU
+# the measured full-depth run used DTYPE=float32 BUDGET=1548 RETAIN=false (bf16 matmuls take torch's
+# slow path there, and float32 needs one prompt's rows per micro-batch to fit 24 GiB: docs/scaling.md);
+# a GPU runs the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
@@ -14,6 +16,7 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE=offline HF_HU
 OUT="${OUT_DIR:-outputs/scale_rehearsal}"
 LAYERS="${LAYERS:-}" VISION_BLOCKS="${VISION_BLOCKS:-}" DTYPE="${DTYPE:-bfloat16}"
 PROMPTS="${PROMPTS:-2}" STEPS="${STEPS:-3}" TRAINER="${TRAINER:-cpu}"
+BUDGET="${BUDGET:-8192}" RETAIN="${RETAIN:-true}"
 rm -rf "$OUT" && mkdir -p "$OUT"
 TABLE="$OUT/table.md"
 echo "| check | result |" > "$TABLE"; echo "|---|---|" >> "$TABLE"
@@ -37,7 +40,15 @@ DEPTH=(); [ -n "$LAYERS" ] && DEPTH+=("model.layers=$LAYERS"); [ -n "$VISION_BLO
   model.dtype="$DTYPE" +data.train.image_size=448 +data.val.image_size=448 data.batch_size="$PROMPTS" \
   algorithm.group_size=4 rollout.max_new_tokens=64 rollout.min_new_tokens=64 trainer="$TRAINER" \
   trainer.max_steps="$STEPS" eval.before=false eval.after=false eval.best_of_n=0 logger=csv \
-  hydra.run.dir="$OUT/rl3b" > "$OUT/rl3b.log" 2> "$OUT/rl3b.time" || { tail -40 "$OUT/rl3b.log" "$OUT/rl3b.time"; exit 1; }
+  module.logprob_token_budget="$BUDGET" module.retain_host_memory="$RETAIN" \
+  hydra.run.dir="$OUT/rl3b" > "$OUT/rl3b.log" 2> "$OUT/rl3b.time" &
+TIMED=$!
+# The resident set every 2 s (seconds since start, GiB), to place the peak in a phase of the step.
+( START=$(date +%s); while kill -0 "$TIMED" 2>/dev/null; do
+    CHILD=$(pgrep -P "$TIMED" | head -1)
+    [ -n "$CHILD" ] && awk -v t=$(( $(date +%s) - START )) '/VmRSS/ {printf "%d %.2f\n", t, $2 / 1048576}' "/proc/$CHILD/status" 2>/dev/null
+    sleep 2; done ) > "$OUT/rl3b.rss" &
+wait "$TIMED" || { tail -40 "$OUT/rl3b.log" "$OUT/rl3b.time"; exit 1; }
 RSS=$(awk -F': ' '/Maximum resident/ {printf "%.2f", $2 / 1024 / 1024}' "$OUT/rl3b.time")
 "$PY" - "$OUT/rl3b" <<'PY' | tee "$OUT/rl3b.phases"
 import csv, glob, statistics, sys
@@ -46,9 +57,9 @@ phases = [k for k in rows[0] if k.startswith("train/time_") and rows[0][k]]
 print("; ".join(f"{k[len('train/time_'):]} {statistics.median(float(r[k]) for r in rows):.1f} s" for k in phases))
 PY
 grep -m1 "log-probs:" "$OUT/rl3b.log" || true
-EST=$("$PY" -m speciarl.memory --model 3b --lora-r 16 --host --prompts "$PROMPTS" --dtype "$DTYPE" \
+EST=$("$PY" -m speciarl.memory --model 3b --lora-r 16 --host --prompts "$PROMPTS" --dtype "$DTYPE" --budget "$BUDGET" \
   ${LAYERS:+--layers $LAYERS} ${VISION_BLOCKS:+--vision-blocks $VISION_BLOCKS} | awk '/estimated peak RSS/ {print $4}')
-row "3B RL, $STEPS steps (layers ${LAYERS:-36}, vision ${VISION_BLOCKS:-32}, $DTYPE): median phases" "$(cat "$OUT/rl3b.phases")"
+row "3B RL, $STEPS steps (layers ${LAYERS:-36}, vision ${VISION_BLOCKS:-32}, $DTYPE, budget $BUDGET, retain $RETAIN): median phases" "$(cat "$OUT/rl3b.phases")"
 row "3B RL peak RSS measured / estimated (python -m speciarl.memory --host)" "$RSS GiB / $EST GiB"
 
 if [ -z "${SKIP_7B:-}" ]; then

@@ -140,8 +140,9 @@ def main(argv: list[str] | None = None) -> None:
         "--budget",
         type=int,
         nargs="+",
-        default=[16384, 32768],
-        help="logprob_token_budget values, one table each (default 16384 32768)",
+        default=None,
+        help="logprob_token_budget values, one table each (default 16384 32768); "
+        "--host: the first one (default 8192, train.yaml's)",
     )
     parser.add_argument("--host", action="store_true", help="the CPU process of one RL step instead")
     parser.add_argument("--prompts", type=int, default=2, help="--host: prompts a step")
@@ -162,7 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.host:
         run = HostRun(
-            args.prompts, args.group, args.prompt_tokens, args.new_tokens, 4 if args.dtype == "float32" else 2
+            args.prompts,
+            args.group,
+            args.prompt_tokens,
+            args.new_tokens,
+            4 if args.dtype == "float32" else 2,
+            token_budget=(args.budget or [8192])[0],
         )
         rows = host_rows(sizes, run)
         print("\nCPU process, one RL step (own decode loop, completion pass, no checkpointing):")
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(f"| {item} | {gib:.2f} | {note} |" for item, gib, note in rows))
         print(f"estimated peak RSS: {host_peak_gib(rows):.2f} GiB")
         return
-    for budget in args.budget:
+    for budget in args.budget or [16384, 32768]:
         print(f"\nper rank, logprob_token_budget={budget}, half of the tokens completion tokens:")
         print(format_table(memory_rows(sizes, budget)))
 

@@ -6,7 +6,9 @@ training, the saved activations of the log-prob pass and one vocabulary chunk of
 peak is the larger of the decoding and the training phase. Counted for this code path:
 
 * the training pass runs each distinct prompt once (``shared_prompts``) and every row's
-  completion tokens after it, so it holds ``prompts x P + rows x T`` tokens' activations;
+  completion tokens after it, so it holds ``prompts x P + rows x T`` tokens' activations, for the
+  rows of the largest micro-batch (``module.logprob_token_budget``: consecutive rows, r = budget //
+  (P + T) of them, counted with the prompts they span);
 * the vision tower is frozen and carries no LoRA: its activations are freed block by block;
 * logits exist for one vocabulary chunk at a time (``vocab_chunks``, at most 2**26 logits).
 """
@@ -45,10 +47,25 @@ class HostRun:
     new_tokens: int
     weight_bytes: int = 2  # 2: bfloat16, 4: float32
     gradient_checkpointing: bool = False
+    token_budget: int | None = 8192  # module.logprob_token_budget (train.yaml's default)
 
     @property
     def rows(self) -> int:
         return self.prompts * self.group_size
+
+    def pass_rows_and_prompts(self) -> tuple[int, int]:
+        """Rows and distinct prompts of the largest micro-batch of the training pass.
+
+        Every row is P + T tokens wide (forced lengths), so the micro-batches are consecutive runs
+        of r rows from row 0 (``policy.microbatch.token_budget_chunks``).
+        """
+        width = self.prompt_tokens + self.new_tokens
+        rows = self.rows if not self.token_budget else max(1, min(self.rows, self.token_budget // width))
+        spans = [
+            (min(self.rows, start + rows) - 1) // self.group_size - start // self.group_size + 1
+            for start in range(0, self.rows, rows)
+        ]
+        return rows, max(spans)
 
 
 def host_rows(sizes: ModelSizes, run: HostRun) -> list[tuple[str, float, str]]:
@@ -56,10 +73,11 @@ def host_rows(sizes: ModelSizes, run: HostRun) -> list[tuple[str, float, str]]:
     b = run.weight_bytes
     h, layers, kv = sizes.hidden, sizes.layers, sizes.kv_width
     per_layer = b * (4 * h + 2 * kv + 4 * sizes.intermediate)
-    train_tokens = run.prompts * run.prompt_tokens + run.rows * run.new_tokens
+    pass_rows, pass_prompts = run.pass_rows_and_prompts()
+    train_tokens = pass_prompts * run.prompt_tokens + pass_rows * run.new_tokens
     act_per_token = (b * h * layers + per_layer) if run.gradient_checkpointing else per_layer * layers
     kv_cache = run.rows * (run.prompt_tokens + run.new_tokens) * layers * 2 * kv * b
-    chunk_tokens = min(run.rows * run.new_tokens, MAX_LOGITS // sizes.vocab)
+    chunk_tokens = min(pass_rows * run.new_tokens, MAX_LOGITS // sizes.vocab)
     rows = [
         (
             "process (Python, torch, transformers, Lightning)",
@@ -80,8 +98,8 @@ def host_rows(sizes: ModelSizes, run: HostRun) -> list[tuple[str, float, str]]:
         (
             f"training activations, {train_tokens:,} tokens",
             act_per_token * train_tokens / GIB,
-            f"{run.prompts} prompts x {run.prompt_tokens} + {run.rows} rows x {run.new_tokens}; "
-            f"{act_per_token / 1024:,.0f} KiB a token",
+            f"{pass_prompts} prompts x {run.prompt_tokens} + {pass_rows} rows x {run.new_tokens} "
+            f"(a micro-batch of the {run.rows} rows); {act_per_token / 1024:,.0f} KiB a token",
         ),
         (
             "logits of one vocabulary chunk",

@@ -59,3 +59,25 @@ def test_host_rows_by_hand():
         == training
         == pytest.approx(process + weights + lora + acts + logits)
     )
+
+
+def test_host_activations_count_the_largest_micro_batch_by_hand():
+    from speciarl.memory_host import HostRun, host_rows
+
+    sizes = model_sizes(qwen2_5_vl_7b_config(), lora_r=64)
+    per_token = 28 * 2 * (4 * 3584 + 2 * 512 + 4 * 18944)  # bytes a token, as above
+    # Rows are 100 + 10 = 110 tokens wide. Budget 440: 4 rows a micro-batch, rows 0-3 and 4-7,
+    # one prompt each: 1 x 100 + 4 x 10 = 140 tokens; logits for 40 tokens.
+    run = HostRun(2, 4, 100, 10, 2, token_budget=440)
+    assert run.pass_rows_and_prompts() == (4, 1)
+    rows = host_rows(sizes, run)
+    assert rows[4][1] == pytest.approx(140 * per_token / 1024**3)
+    assert rows[5][1] == pytest.approx(3 * 4 * 40 * 152064 / 1024**3)
+    # Budget 330: 3 rows a micro-batch (0-2, 3-5, 6-7); rows 3-5 span prompts 0 and 1:
+    # 2 x 100 + 3 x 10 = 230 tokens.
+    run = HostRun(2, 4, 100, 10, 2, token_budget=330)
+    assert run.pass_rows_and_prompts() == (3, 2)
+    assert host_rows(sizes, run)[4][1] == pytest.approx(230 * per_token / 1024**3)
+    # A budget below one row still runs one row at a time; none (or 8192 here) keeps all 8 rows.
+    assert HostRun(2, 4, 100, 10, 2, token_budget=50).pass_rows_and_prompts() == (1, 1)
+    assert HostRun(2, 4, 100, 10, 2, token_budget=None).pass_rows_and_prompts() == (8, 2)
