@@ -20,6 +20,7 @@ from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 
 USER_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+THREAD_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a user's thread count wins too
 # Other processes' CPU use, in cores, from which threads stop spinning. One busy core reads ~1.0;
 # an idle machine's daemons a few hundredths. Half a core: a process that holds a core half the
 # time already preempts our thread there at most parallel regions.
@@ -98,11 +99,33 @@ def choose_wait_policy(
     )
 
 
+def threads_for_free_cores(
+    environ: MutableMapping[str, str], others: float | None, n_cpus: int
+) -> int | None:
+    """Threads for the cores other processes leave free, on a busy machine; ``None``: torch's default.
+
+    With ``others`` at or above the threshold, ``round(n_cpus - others)`` threads, at least one:
+    a thread that shares its core with other work makes every parallel region wait for it. A
+    thread count of the user's (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) always wins, and so does
+    a wait setting of the user's (they chose how this machine is shared).
+    """
+    if (
+        others is None
+        or others < BUSY_CORES_THRESHOLD
+        or any(k in environ for k in (*USER_KEYS, *THREAD_KEYS))
+    ):
+        return None
+    free = max(1, int(n_cpus - others + 0.5))
+    return free if free < n_cpus else None
+
+
 def apply_wait_policy(environ: MutableMapping[str, str] = os.environ) -> str:
     """Choose once per process, before torch loads, and set the policy in ``environ``; returns why.
 
-    Does nothing (and samples nothing) when torch is already imported (libgomp has read its
-    setting) or the user set one. The reason is kept in :data:`CHOICE` for the run's log.
+    On a busy machine this also sets ``OMP_NUM_THREADS`` to the cores left free
+    (:func:`threads_for_free_cores`). Does nothing (and samples nothing) when torch is already
+    imported (libgomp has read its setting) or the user set a wait policy. The reason is kept in
+    :data:`CHOICE` for the run's log.
     """
     global CHOICE
     if CHOICE is not None:
@@ -110,13 +133,18 @@ def apply_wait_policy(environ: MutableMapping[str, str] = os.environ) -> str:
     if "torch" in sys.modules:
         CHOICE = "left as it was: torch (and libgomp) loaded before speciarl could choose"
         return CHOICE
-    others = None
+    others, n_cpus = None, 1
     if not any(k in environ for k in USER_KEYS):
         try:
+            n_cpus = len(os.sched_getaffinity(0))
             others = others_busy_cores()
         except (OSError, ValueError, AttributeError) as error:  # no /proc or sched_getaffinity (macOS)
             log.debug("CPU use not read: %s", error)
+    threads = threads_for_free_cores(environ, others, n_cpus)  # before our own setting is in environ
     policy, CHOICE = choose_wait_policy(environ, others)
     if policy is not None:
         environ["OMP_WAIT_POLICY"] = policy
+    if threads is not None:
+        environ["OMP_NUM_THREADS"] = str(threads)
+        CHOICE += f"; {threads} of {n_cpus} threads (the cores left free; num_threads=N to choose)"
     return CHOICE

@@ -17,6 +17,7 @@ from speciarl.wait_policy import (
     choose_wait_policy,
     cpu_ticks,
     others_busy_cores,
+    threads_for_free_cores,
 )
 
 needs_proc = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc/stat")
@@ -68,6 +69,23 @@ def test_threshold() -> None:
     assert policy == "PASSIVE" and "1.02 cores" in why
 
 
+def test_threads_for_the_cores_left_free_by_hand() -> None:
+    # 2 CPUs, one kept busy (1.02 cores): 2 - 1.02 = 0.98 -> 1 thread.
+    assert threads_for_free_cores({}, 1.02, 2) == 1
+    # 8 CPUs, 2.6 busy: 5.4 -> 5 threads; 8 CPUs, 0.6 busy: 7.4 -> 7.
+    assert threads_for_free_cores({}, 2.6, 8) == 5
+    assert threads_for_free_cores({}, 0.6, 8) == 7
+    # All busy: still one thread. Below the threshold or unreadable: torch's default (None).
+    assert threads_for_free_cores({}, 4.0, 2) == 1
+    assert threads_for_free_cores({}, BUSY_CORES_THRESHOLD - 0.01, 2) is None
+    assert threads_for_free_cores({}, None, 2) is None
+    # 2 CPUs, 0.5 busy: 1.5 rounds up to 2, every core: nothing to set.
+    assert threads_for_free_cores({}, 0.5, 2) is None
+    # A user's thread count or wait setting wins.
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        assert threads_for_free_cores({key: "2"}, 1.02, 2) is None
+
+
 def _busy_child(cpu: int) -> subprocess.Popen:
     """A real ``yes > /dev/null`` pinned to ``cpu``, running by the time this returns."""
     child = subprocess.Popen(
@@ -99,9 +117,10 @@ def test_entry_point_process_sets_passive_beside_a_busy_core_and_leaves_a_users_
     """A fresh interpreter, as ``python -m speciarl.train`` starts: the policy is in its environment."""
     script = (
         "import os; from speciarl.wait_policy import apply_wait_policy; why = apply_wait_policy(); "
-        "print(os.environ.get('OMP_WAIT_POLICY'), '|', why)"
+        "print(os.environ.get('OMP_WAIT_POLICY'), '|', why, '|', os.environ.get('OMP_NUM_THREADS'))"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    cleared = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in cleared}
     child = _busy_child(min(os.sched_getaffinity(0)))
     try:
         busy = subprocess.run(
@@ -118,7 +137,12 @@ def test_entry_point_process_sets_passive_beside_a_busy_core_and_leaves_a_users_
         child.terminate()
         child.wait()
     assert busy.stdout.startswith("PASSIVE | OMP_WAIT_POLICY=PASSIVE: other processes use"), busy.stdout
-    assert users.stdout.strip() == "ACTIVE | left as set: OMP_WAIT_POLICY=ACTIVE", users.stdout
+    n_cpus = len(os.sched_getaffinity(0))
+    threads = busy.stdout.strip().rsplit("| ", 1)[1]
+    if n_cpus > 1:  # one core of n is busy: fewer threads than cores, as many as the why says
+        assert threads.isdigit() and 1 <= int(threads) < n_cpus, busy.stdout
+        assert f"; {threads} of {n_cpus} threads (the cores left free" in busy.stdout
+    assert users.stdout.strip() == "ACTIVE | left as set: OMP_WAIT_POLICY=ACTIVE | None", users.stdout
 
 
 def test_torch_already_loaded_is_left_alone() -> None:
