@@ -1,13 +1,15 @@
-"""OpenMP wait policy from how busy the machine is when a run starts.
+"""OpenMP wait policy and thread count from how busy the machine is when a run starts.
 
 libgomp's default lets a thread that finished its share of a parallel region spin ~3 ms before it
 sleeps. On an idle machine that is the fastest (the quickstart: 0.38 s a step against 0.55 with
 ``OMP_WAIT_POLICY=PASSIVE`` on a 2-core VM); when another process holds a core, the spinning
 threads keep their cores while the thread sharing a core with it waits, and steps took 3.4x as
-long, where passive kept their time (docs/step-time.md#busy-machines). So the training and
-evaluation entry points sample ``/proc/stat`` for a moment before torch loads libgomp (which reads
-the policy once, at load) and choose passive only when other processes use the CPUs this one may
-run on. The thread count, and so every figure, stays as it is.
+long (docs/step-time.md#busy-machines). Passive threads alone still waited at every parallel
+region for the thread that shares its core (1.5x an idle step); threads on the free cores only
+do not (1.2x). So the training and evaluation entry points sample ``/proc/stat`` for a moment
+before torch loads libgomp (which reads its settings once, at load) and, only when other
+processes use the CPUs this one may run on, choose passive and as many threads as cores are left
+free. An idle machine keeps libgomp's default and every core.
 """
 
 from __future__ import annotations
