@@ -7,7 +7,8 @@
 # float32), PROMPTS (2), STEPS (3), TRAINER (cpu | gpu), BUDGET (module.logprob_token_budget, 8192),
 # RETAIN (module.retain_host_memory, true), SKIP_7B=1, SKIP_TESTS=1. On this project's 2-core AVX2 CPU
 # the measured full-depth run used DTYPE=float32 BUDGET=1548 RETAIN=false (bf16 matmuls take torch's
-# slow path there, and float32 needs one prompt's rows per micro-batch to fit 24 GiB: docs/scaling.md);
+# slow path there; float32 fits 24 GiB with one prompt's rows per micro-batch and freed memory handed
+# back at once: docs/scaling.md);
 # a GPU runs the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +49,7 @@ TIMED=$!
     CHILD=$(pgrep -P "$TIMED" | head -1)
     [ -n "$CHILD" ] && awk -v t=$(( $(date +%s) - START )) '/VmRSS/ {printf "%d %.2f\n", t, $2 / 1048576}' "/proc/$CHILD/status" 2>/dev/null
     sleep 2; done ) > "$OUT/rl3b.rss" &
-wait "$TIMED" || { tail -40 "$OUT/rl3b.log" "$OUT/rl3b.time"; exit 1; }
+wait "$TIMED" || { tail -n 40 "$OUT/rl3b.log" "$OUT/rl3b.time"; exit 1; }
 RSS=$(awk -F': ' '/Maximum resident/ {printf "%.2f", $2 / 1024 / 1024}' "$OUT/rl3b.time")
 "$PY" - "$OUT/rl3b" <<'PY' | tee "$OUT/rl3b.phases"
 import csv, glob, statistics, sys
@@ -58,6 +59,7 @@ print("; ".join(f"{k[len('train/time_'):]} {statistics.median(float(r[k]) for r 
 PY
 grep -m1 "log-probs:" "$OUT/rl3b.log" || true
 EST=$("$PY" -m speciarl.memory --model 3b --lora-r 16 --host --prompts "$PROMPTS" --dtype "$DTYPE" --budget "$BUDGET" \
+  $( [ "$RETAIN" = true ] && echo --retain-host-memory ) \
   ${LAYERS:+--layers $LAYERS} ${VISION_BLOCKS:+--vision-blocks $VISION_BLOCKS} | awk '/estimated peak RSS/ {print $4}')
 row "3B RL, $STEPS steps (layers ${LAYERS:-36}, vision ${VISION_BLOCKS:-32}, $DTYPE, budget $BUDGET, retain $RETAIN): median phases" "$(cat "$OUT/rl3b.phases")"
 row "3B RL peak RSS measured / estimated (python -m speciarl.memory --host)" "$RSS GiB / $EST GiB"

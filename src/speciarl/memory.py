@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dtype", default="bfloat16", choices=["bfloat16", "float32"], help="--host: weights"
     )
+    parser.add_argument(
+        "--retain-host-memory",
+        action="store_true",
+        help="--host: module.retain_host_memory=true (the default of runs; heap holes add to the peak)",
+    )
     args = parser.parse_args(argv)
     from speciarl.policy.qwen_architecture import architecture, qwen_vl_config
 
@@ -169,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
             args.new_tokens,
             4 if args.dtype == "float32" else 2,
             token_budget=(args.budget or [8192])[0],
+            retain_host_memory=args.retain_host_memory,
         )
         rows = host_rows(sizes, run)
         print("\nCPU process, one RL step (own decode loop, completion pass, no checkpointing):")

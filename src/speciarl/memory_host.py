@@ -11,6 +11,18 @@ peak is the larger of the decoding and the training phase. Counted for this code
   (P + T) of them, counted with the prompts they span);
 * the vision tower is frozen and carries no LoRA: its activations are freed block by block;
 * logits exist for one vocabulary chunk at a time (``vocab_chunks``, at most 2**26 logits).
+
+Two constants are measured, not derived (docs/scaling.md, the 3B widths in float32 on CPU):
+
+* the tensors autograd saves for the backward, counted with ``saved_tensors_hooks`` on the
+  completion pass at 2 and 4 layers: 231,516 B a token and layer, ``(6.5 h + 2 kv + 4 I)`` values
+  within 0.05% (the first version counted ``4 h + 2 kv + 4 I`` and missed 10%);
+* the resident set per saved byte: 0.99 with ``module.retain_host_memory=false`` (+126 MiB a layer
+  for 128 MiB saved, 579 tokens: every large tensor is its own mapping, ``runs.host_memory``);
+  1.82 for the first micro-batch with glibc's dynamic threshold or the retaining one (+233 MiB a
+  layer), the forward's freed temporaries kept in holes of the heap, and later micro-batches of
+  the step add more. The estimate counts 1.0 for the first setting and 1.82 for the second, so
+  with several micro-batches a retaining run can exceed it.
 """
 
 from __future__ import annotations
@@ -21,6 +33,8 @@ GIB = 1024**3
 # Resident set of a process that imported speciarl.train and its stack (measured: 0.45 GiB).
 PROCESS_BASELINE_GIB = 0.45
 MAX_LOGITS = 2**26
+SAVED_HIDDEN_WIDTHS = 6.5  # saved values a token and layer: 6.5 h + 2 kv + 4 I (measured)
+RESIDENT_PER_SAVED_BYTE = {False: 1.0, True: 1.82}  # by retain_host_memory (measured)
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,7 @@ class HostRun:
     weight_bytes: int = 2  # 2: bfloat16, 4: float32
     gradient_checkpointing: bool = False
     token_budget: int | None = 8192  # module.logprob_token_budget (train.yaml's default)
+    retain_host_memory: bool = False  # module.retain_host_memory
 
     @property
     def rows(self) -> int:
@@ -72,10 +87,12 @@ def host_rows(sizes: ModelSizes, run: HostRun) -> list[tuple[str, float, str]]:
     """(item, GiB, how it is counted) for the CPU process of a LoRA run; the last two rows are the phase peaks."""
     b = run.weight_bytes
     h, layers, kv = sizes.hidden, sizes.layers, sizes.kv_width
-    per_layer = b * (4 * h + 2 * kv + 4 * sizes.intermediate)
+    per_layer = b * (SAVED_HIDDEN_WIDTHS * h + 2 * kv + 4 * sizes.intermediate)
     pass_rows, pass_prompts = run.pass_rows_and_prompts()
     train_tokens = pass_prompts * run.prompt_tokens + pass_rows * run.new_tokens
-    act_per_token = (b * h * layers + per_layer) if run.gradient_checkpointing else per_layer * layers
+    saved_per_token = (b * h * layers + per_layer) if run.gradient_checkpointing else per_layer * layers
+    resident = RESIDENT_PER_SAVED_BYTE[run.retain_host_memory]
+    act_per_token = resident * saved_per_token
     kv_cache = run.rows * (run.prompt_tokens + run.new_tokens) * layers * 2 * kv * b
     chunk_tokens = min(pass_rows * run.new_tokens, MAX_LOGITS // sizes.vocab)
     rows = [
@@ -99,7 +116,8 @@ def host_rows(sizes: ModelSizes, run: HostRun) -> list[tuple[str, float, str]]:
             f"training activations, {train_tokens:,} tokens",
             act_per_token * train_tokens / GIB,
             f"{pass_prompts} prompts x {run.prompt_tokens} + {pass_rows} rows x {run.new_tokens} "
-            f"(a micro-batch of the {run.rows} rows); {act_per_token / 1024:,.0f} KiB a token",
+            f"(a micro-batch of the {run.rows} rows); {saved_per_token / 1024:,.0f} KiB saved a token "
+            f"x {resident} resident per saved byte",
         ),
         (
             "logits of one vocabulary chunk",

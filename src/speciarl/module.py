@@ -35,7 +35,7 @@ from speciarl.rl.update import PolicyUpdate, TrainBatch
 from speciarl.rollout.backend import RolloutBackend
 from speciarl.runs.callbacks import CompletionTable
 from speciarl.runs.distributed import rng_state, set_rng_state
-from speciarl.runs.host_memory import retain_freed_memory
+from speciarl.runs.host_memory import release_freed_memory, retain_freed_memory
 from speciarl.runs.nonfinite import NonFiniteGuard
 from speciarl.runs.preemption import PreemptionWatch
 from speciarl.verifier.failure_guard import EmptyBatchGuard, JudgeFailureGuard, JudgeFailureRateExceeded
@@ -81,6 +81,8 @@ class SpeciaRLModule(LightningModule):
             (None: one pass per mini-batch).
         retain_host_memory: on CPU, keep freed memory in the process between steps instead of
             returning it to the OS (``runs.host_memory``): no page faults after the first step.
+            False hands every large tensor back when it is freed: the smallest resident set
+            (the real-width rehearsal), for page faults on every large allocation.
         max_nonfinite_steps: optimiser steps with a non-finite loss or gradient norm are skipped
             (counted as ``train/total_nonfinite_steps``); this many in a row stop the run
             (``runs.nonfinite``).
@@ -171,8 +173,8 @@ class SpeciaRLModule(LightningModule):
             # own stream, or all ranks would draw the same random numbers for their rollouts.
             torch.manual_seed(torch.initial_seed() + global_rank())
         self.updater.to(self.device)
-        if self.retain_host_memory and self.device.type == "cpu":
-            retain_freed_memory()
+        if self.device.type == "cpu":
+            retain_freed_memory() if self.retain_host_memory else release_freed_memory()
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # Samples hold PIL images and tags: nothing to move, and the batch keeps its skip count.

@@ -10,11 +10,14 @@ import sys
 
 CHILD = """
 import resource, sys, torch
-from speciarl.runs.host_memory import retain_freed_memory
+from speciarl.runs.host_memory import release_freed_memory, retain_freed_memory
 if sys.argv[1] == "retain":
     assert retain_freed_memory()
+if sys.argv[1] == "release":
+    assert release_freed_memory()
+size = int(sys.argv[2])
 def touch():
-    x = torch.empty(16 << 20)  # 64 MiB of float32
+    x = torch.empty(size // 4)  # float32
     x.fill_(1.0)
     del x
 for _ in range(30):  # glibc settles its heap over the first few reuses
@@ -26,8 +29,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _faults(mode: str) -> int:
-    out = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True)
+def _faults(mode: str, size: int = 64 << 20) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(size)], capture_output=True, text=True, check=True
+    )
     return int(out.stdout.strip().splitlines()[-1])
 
 
@@ -36,3 +41,12 @@ def test_freed_memory_is_reused_without_page_faults():
     # 10 allocations x 16,384 pages each by default; none once freed memory stays in the heap.
     assert default >= 10 * 16_000, default
     assert retained < 500, retained
+
+
+def test_released_memory_goes_back_to_the_os_also_below_the_dynamic_threshold():
+    """An 8 MiB tensor: after the first free glibc's dynamic threshold rises above it, so by default
+    later ones come from the heap (no new page faults); with the threshold fixed at 1 MiB each one
+    is a fresh mapping, unmapped when freed (2,048 pages faulted in every time)."""
+    default, released = _faults("default", 8 << 20), _faults("release", 8 << 20)
+    assert default < 500, default
+    assert released >= 10 * 2_000, released

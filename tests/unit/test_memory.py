@@ -50,8 +50,9 @@ def test_host_rows_by_hand():
     assert lora == pytest.approx(161_480_704 * 16 / 1024**3)
     # 8 rows x 110 positions x 28 layers x (K, V) x 512 x 2 B = 2,523,136 * 2 * ... by hand:
     assert kv == pytest.approx(8 * 110 * 28 * 2 * 512 * 2 / 1024**3)
-    # 2 x 100 + 8 x 10 = 280 tokens x 28 layers x 2 B x (4 x 3584 + 2 x 512 + 4 x 18944)
-    assert acts == pytest.approx(280 * 28 * 2 * (4 * 3584 + 2 * 512 + 4 * 18944) / 1024**3)
+    # 2 x 100 + 8 x 10 = 280 tokens x 28 layers x 2 B x (6.5 x 3584 + 2 x 512 + 4 x 18944) saved,
+    # x 1.0 resident per saved byte with retain_host_memory=false (both measured: memory_host)
+    assert acts == pytest.approx(1.0 * 280 * 28 * 2 * (6.5 * 3584 + 2 * 512 + 4 * 18944) / 1024**3)
     assert logits == pytest.approx(3 * 4 * 80 * 152064 / 1024**3)  # 80 tokens < one chunk
     assert decoding == pytest.approx(process + weights + lora + kv)
     assert (
@@ -65,7 +66,7 @@ def test_host_activations_count_the_largest_micro_batch_by_hand():
     from speciarl.memory_host import HostRun, host_rows
 
     sizes = model_sizes(qwen2_5_vl_7b_config(), lora_r=64)
-    per_token = 28 * 2 * (4 * 3584 + 2 * 512 + 4 * 18944)  # bytes a token, as above
+    per_token = 28 * 2 * (6.5 * 3584 + 2 * 512 + 4 * 18944)  # resident bytes a token, as above
     # Rows are 100 + 10 = 110 tokens wide. Budget 440: 4 rows a micro-batch, rows 0-3 and 4-7,
     # one prompt each: 1 x 100 + 4 x 10 = 140 tokens; logits for 40 tokens.
     run = HostRun(2, 4, 100, 10, 2, token_budget=440)
@@ -81,3 +82,12 @@ def test_host_activations_count_the_largest_micro_batch_by_hand():
     # A budget below one row still runs one row at a time; none (or 8192 here) keeps all 8 rows.
     assert HostRun(2, 4, 100, 10, 2, token_budget=50).pass_rows_and_prompts() == (1, 1)
     assert HostRun(2, 4, 100, 10, 2, token_budget=None).pass_rows_and_prompts() == (8, 2)
+
+
+def test_a_retaining_allocator_counts_182_resident_bytes_per_saved_byte():
+    from speciarl.memory_host import HostRun, host_rows
+
+    sizes = model_sizes(qwen2_5_vl_7b_config(), lora_r=64)
+    released = host_rows(sizes, HostRun(2, 4, 100, 10, 2, retain_host_memory=False))[4][1]
+    retained = host_rows(sizes, HostRun(2, 4, 100, 10, 2, retain_host_memory=True))[4][1]
+    assert retained == pytest.approx(1.82 * released)
