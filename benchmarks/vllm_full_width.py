@@ -51,7 +51,9 @@ def write_config_folder(folder: Path) -> None:
     from speciarl.policy.processor import make_stock
     from speciarl.policy.qwen_architecture import architecture, qwen_vl_config
 
-    qwen_vl_config(architecture("3b")).save_pretrained(str(folder))
+    config = qwen_vl_config(architecture("3b"))
+    config.architectures = ["Qwen2_5_VLForConditionalGeneration"]  # else vLLM takes it for a pooling model
+    config.save_pretrained(str(folder))
     build_qwen_processor().save_pretrained(str(folder))
     make_stock(folder)
 
