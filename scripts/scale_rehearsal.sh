@@ -5,7 +5,8 @@
 #   bash scripts/scale_rehearsal.sh                 (PYTHON=... to pick the interpreter)
 # Settings (env): LAYERS / VISION_BLOCKS (3B RL depth; empty: the real 36 / 32), DTYPE (bfloat16 |
 # float32), PROMPTS (2), STEPS (3), TRAINER (cpu | gpu), BUDGET (module.logprob_token_budget, 8192),
-# RETAIN (module.retain_host_memory, true), SKIP_7B=1, SKIP_TESTS=1. On this project's 2-core AVX2 CPU
+# RETAIN (module.retain_host_memory, true), SKIP_7B=1, SKIP_TESTS=1, VLLM_PYTHON (the vLLM CPU venv's
+# python: adds benchmarks/vllm_full_width.py). On this project's 2-core AVX2 CPU
 # the measured full-depth run used DTYPE=float32 BUDGET=1548 RETAIN=false (bf16 matmuls take torch's
 # slow path there; float32 fits 24 GiB with one prompt's rows per micro-batch and freed memory handed
 # back at once: docs/scaling.md);
@@ -65,10 +66,17 @@ row "3B RL, $STEPS steps (layers ${LAYERS:-36}, vision ${VISION_BLOCKS:-32}, $DT
 row "3B RL peak RSS measured / estimated (python -m speciarl.memory --host)" "$RSS GiB / $EST GiB"
 
 if [ -z "${SKIP_7B:-}" ]; then
-  echo "== 3. 7B: load with random bf16 weights, one forward of one prompt"
-  /usr/bin/time -v "$PY" benchmarks/real_width_load.py --size 7b --image 112 > "$OUT/load7b.json" 2> "$OUT/load7b.time"
+  echo "== 3. 7B: load with random bf16 weights, one forward and one LoRA backward of one prompt"
+  /usr/bin/time -v "$PY" benchmarks/real_width_load.py --size 7b --image 112 --backward > "$OUT/load7b.json" 2> "$OUT/load7b.time"
   EST7=$("$PY" -m speciarl.memory --model 7b | awk -F'|' '/base weights/ {gsub(/ /, "", $3); print $3; exit}')
-  row "7B load + forward (112x112 image)" "$(cat "$OUT/load7b.json")"
+  row "7B load + forward + LoRA backward (112x112 image)" "$(cat "$OUT/load7b.json")"
   row "7B peak RSS measured / weights estimated" "$(awk -F': ' '/Maximum resident/ {printf "%.2f", $2 / 1024 / 1024}' "$OUT/load7b.time") GiB / $EST7 GiB (+0.45 process)"
+fi
+if [ -n "${VLLM_PYTHON:-}" ]; then
+  echo "== 4. vLLM: the whole 3B architecture with dummy weights; rollouts through 2 training steps at 3B widths"
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} \
+    "$VLLM_PYTHON" benchmarks/vllm_full_width.py --out "$OUT/vllm" > "$OUT/vllm.log" 2>&1 || { tail -n 40 "$OUT/vllm.log"; exit 1; }
+  row "vLLM engine, whole 3B (dummy weights)" "$(grep '^engine:' "$OUT/vllm.log")"
+  row "vLLM rollouts through training, 3B widths" "$(grep '^train:' "$OUT/vllm.log")"
 fi
 echo; cat "$TABLE"
