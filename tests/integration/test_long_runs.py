@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -115,14 +117,23 @@ def test_nan_steps_are_not_applied_and_stop_the_run_before_sampling_fails(tmp_pa
 
 
 # ------------------------------------------------------------------ full disk
-def test_a_full_disk_stops_the_run_with_every_checkpoint_whole(tmp_path):
+@contextmanager
+def small_disk(tmp_path: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (e.g. "30m") mounted at ``tmp_path/disk``; skips unless root."""
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a tmpfs (tests/unit covers the rlimit case)")
     disk = tmp_path / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(disk)]).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)]).returncode:
         pytest.skip("tmpfs mount refused")
     try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_stops_the_run_with_every_checkpoint_whole(tmp_path):
+    with small_disk(tmp_path, "30m") as disk:
         cfg = compose_config([*COMMON, "trainer.max_steps=8"], disk / "run")
         with pytest.raises(DiskFullError) as caught:
             train(cfg)
@@ -134,8 +145,6 @@ def test_a_full_disk_stops_the_run_with_every_checkpoint_whole(tmp_path):
         for path in checkpoints:
             assert first_nonfinite(_state(path)) is None  # loads, whole
         assert not (disk / "run" / LOCK_NAME).exists()
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 # ------------------------------------------------------------------ resume checks
@@ -208,13 +217,7 @@ def _export(checkpoint: Path, out_dir: Path, cwd: Path) -> subprocess.CompletedP
 
 
 def test_an_export_onto_a_full_disk_keeps_the_previous_export_whole(one_step_checkpoint, tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs (tests/unit covers the rlimit case of the folder writer)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)]).returncode:
-        pytest.skip("tmpfs mount refused")
-    try:
+    with small_disk(tmp_path, "16m") as disk:
         out = disk / "export"
         first = _export(one_step_checkpoint, out, tmp_path)
         assert first.returncode == 0, first.stderr[-3000:]
@@ -225,13 +228,10 @@ def test_an_export_onto_a_full_disk_keeps_the_previous_export_whole(one_step_che
         (disk / "filler").write_bytes(b"\0" * max(0, free - 2**20))
         second = _export(one_step_checkpoint, out, tmp_path)
         assert second.returncode != 0
-        assert "disk full: could not write" in second.stderr and str(out) in second.stderr, second.stderr[
-            -3000:
-        ]
+        message = second.stderr[-3000:]
+        assert "disk full: could not write" in message and str(out) in message, message
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old export, untouched
         assert sorted(p.name for p in disk.iterdir()) == ["export", "filler"]  # no temporary folder left
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_an_export_of_non_finite_weights_is_refused_and_writes_nothing(one_step_checkpoint, tmp_path):
