@@ -8,9 +8,10 @@ weights figure. ``--backward`` adds one LoRA backward of the log-probs of the la
 On a CPU without native bf16 arithmetic (AVX2 only), torch's bf16 ``grad @ W`` (a frozen Linear's
 input gradient) runs at ~0.26 GFLOP/s, against ~20 for the forward's ``x @ W.T`` and ~40 for the
 same product with both sides upcast to float32 (measured: docs/scaling.md); the 7B backward
-would take over an hour. ``--upcast-input-grads`` (on with ``--backward``) computes each frozen bf16
-Linear's input gradient in float32, a slab of the weight at a time, and rounds it to bf16: the
-same values to bf16 rounding, the forward and the LoRA weights' own gradients untouched.
+would take over an hour. The policy's ``model.cpu_float32_matmuls`` (``speciarl.policy.cpu_matmuls``,
+``auto`` here: on for such a CPU) multiplies each frozen bf16 Linear in float32, a slab of the weight
+at a time, forward and backward, rounded to bf16; ``--matmuls false`` measures torch's own kernels.
+``--layers`` / ``--vision-blocks`` cut the depth at full width.
 """
 
 from __future__ import annotations
@@ -23,40 +24,6 @@ import time
 import torch
 
 GIB = 1024**3
-SLAB_ROWS = 16384  # weight rows upcast at a time: 16384 x 3584 x 4 B = 224 MiB for the 7B LM head
-
-
-class _UpcastInputGrad(torch.autograd.Function):
-    """``F.linear`` of a frozen bf16 weight whose input gradient is computed in float32, by slabs."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(weight)
-        return torch.nn.functional.linear(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (weight,) = ctx.saved_tensors
-        flat = grad.reshape(-1, grad.shape[-1]).float()
-        out = torch.zeros(flat.shape[0], weight.shape[1], dtype=torch.float32)
-        for start in range(0, weight.shape[0], SLAB_ROWS):
-            rows = slice(start, start + SLAB_ROWS)
-            out += flat[:, rows] @ weight[rows].float()
-        return out.to(grad.dtype).reshape(*grad.shape[:-1], weight.shape[1]), None, None
-
-
-def upcast_frozen_bf16_input_grads(model: torch.nn.Module) -> int:
-    """Route every frozen bf16 ``nn.Linear`` of ``model`` through :class:`_UpcastInputGrad`; returns how many."""
-    count = 0
-    for module in model.modules():
-        if (
-            type(module) is torch.nn.Linear
-            and module.weight.dtype == torch.bfloat16
-            and not module.weight.requires_grad
-        ):
-            module.forward = lambda x, m=module: _UpcastInputGrad.apply(x, m.weight, m.bias)
-            count += 1
-    return count
 
 
 def peak_rss_gib() -> float:
@@ -67,26 +34,34 @@ def peak_rss_gib() -> float:
 def main() -> None:
     from speciarl.built_models.random_qwen import random_qwen_policy
     from speciarl.data.synthetic import SyntheticShapes
+    from speciarl.policy.cpu_matmuls import Float32MatmulLinear
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="7b", choices=["3b", "7b"])
     parser.add_argument("--image", type=int, default=448, help="image side in pixels (448: 256 image tokens)")
     parser.add_argument("--lora-r", type=int, default=64)
     parser.add_argument("--backward", action="store_true")
+    parser.add_argument("--layers", type=int, default=None)
+    parser.add_argument("--vision-blocks", type=int, default=None)
     parser.add_argument(
-        "--no-upcast-input-grads",
-        action="store_true",
-        help="--backward with torch's own bf16 input gradients",
+        "--matmuls", default="auto", choices=["auto", "true", "false"], help="model.cpu_float32_matmuls"
     )
     args = parser.parse_args()
     figures: dict[str, float | int | str] = {"size": args.size}
     started = time.perf_counter()
-    policy = random_qwen_policy(args.size, dtype="bfloat16", lora={"r": args.lora_r, "alpha": 32})
+    matmuls = {"true": True, "false": False}.get(args.matmuls, "auto")
+    policy = random_qwen_policy(
+        args.size,
+        args.layers,
+        args.vision_blocks,
+        dtype="bfloat16",
+        lora={"r": args.lora_r, "alpha": 32},
+        cpu_float32_matmuls=matmuls,
+    )
     figures["build_s"] = round(time.perf_counter() - started, 1)
     figures["parameters"] = sum(p.numel() for p in policy.model.parameters())
     figures["peak_rss_after_build_gib"] = round(peak_rss_gib(), 2)
-    if args.backward and not args.no_upcast_input_grads:
-        figures["upcast_linears"] = upcast_frozen_bf16_input_grads(policy.model)
+    figures["float32_matmul_linears"] = sum(type(m) is Float32MatmulLinear for m in policy.model.modules())
     prompts = policy.encode_prompts([SyntheticShapes(size=1, seed=1, image_size=args.image)[0]])
     figures["prompt_tokens"] = int(prompts.input_ids.shape[1])
     started = time.perf_counter()

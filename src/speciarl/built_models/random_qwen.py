@@ -148,12 +148,14 @@ def random_qwen_policy(
     prompt: str = "base",
     gradient_checkpointing: bool = False,
     seed: int = 0,
+    cpu_float32_matmuls: str | bool = "auto",
 ) -> Any:
     """A ``Policy`` on the real-width Qwen2.5-VL ``size`` ("3b" | "7b") with random weights.
 
     ``layers`` / ``vision_blocks`` cut the depth (None: the real 36/28 layers and 32 blocks);
     ``dtype`` "bfloat16" (the preset) or "float32" (tests that compare paths); ``lora`` as
-    ``apply_lora``'s keyword arguments (None: full fine-tuning).
+    ``apply_lora``'s keyword arguments (None: full fine-tuning); ``cpu_float32_matmuls`` as
+    ``pretrained_policy``'s.
     """
     from speciarl.policy.loading import finish_policy
 
@@ -169,4 +171,4 @@ def random_qwen_policy(
     )
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return finish_policy(model, build_qwen_processor(), lora, prompt)
+    return finish_policy(model, build_qwen_processor(), lora, prompt, cpu_float32_matmuls)

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2_5_VLForConditionalGeneration
 
 from speciarl.core.model_paths import resolve_model_path
+from speciarl.policy.cpu_matmuls import route_frozen_linears
 from speciarl.policy.policy import Policy
 from speciarl.policy.processor import load_processor, suppressed_token_ids
 
@@ -26,8 +27,13 @@ def pretrained_policy(
     allow_download: bool = False,
     gradient_checkpointing: bool = False,
     attn_implementation: str | None = None,
+    cpu_float32_matmuls: str | bool = "auto",
 ) -> Policy:
-    """A pretrained VLM (e.g. Qwen2.5-VL-7B-Instruct) from a local folder or the local HF cache."""
+    """A pretrained VLM (e.g. Qwen2.5-VL-7B-Instruct) from a local folder or the local HF cache.
+
+    ``cpu_float32_matmuls``: frozen bf16 layers multiply in float32 on a CPU without bf16
+    arithmetic (``auto``), always (``true``) or never (``false``): ``policy.cpu_matmuls``.
+    """
     if dtype not in DTYPES:
         raise ValueError(f"model.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     local = resolve_model_path(path, allow_download)
@@ -44,7 +50,7 @@ def pretrained_policy(
         model.generation_config.suppress_tokens = _vision_token_ids(processor)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return finish_policy(model, processor, lora, prompt)
+    return finish_policy(model, processor, lora, prompt, cpu_float32_matmuls)
 
 
 def _vision_token_ids(processor: Any) -> list[int]:
@@ -55,9 +61,16 @@ def _vision_token_ids(processor: Any) -> list[int]:
     return [int(i) for i in ids if i is not None and i != unk]
 
 
-def finish_policy(model: torch.nn.Module, processor: Any, lora: dict[str, Any] | None, prompt: str) -> Policy:
+def finish_policy(
+    model: torch.nn.Module,
+    processor: Any,
+    lora: dict[str, Any] | None,
+    prompt: str,
+    cpu_float32_matmuls: str | bool = "auto",
+) -> Policy:
     if lora:
         model = apply_lora(model, **lora)
+    route_frozen_linears(model, cpu_float32_matmuls)  # after LoRA: it decides what is frozen
     # from_pretrained returns eval mode and Lightning leaves it so; dropout and gradient
     # checkpointing would silently stay off.
     model.train()
