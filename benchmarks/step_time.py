@@ -63,6 +63,12 @@ class Spec:
     data_seed: int = 1
     threads: int = 1
     dtype: str = "float32"
+    # "tiny" (the warm-started tiny model) or "3b-random" (Qwen2.5-VL-3B's widths, random weights,
+    # LoRA r 16 / alpha 32 as model=qwen2_5_vl_3b_random; layers / vision_blocks cut the depth).
+    model: str = "tiny"
+    layers: int | None = None
+    vision_blocks: int | None = None
+    image_size: int | None = None  # None: the dataset's default
     # Extra Hydra overrides for ours only (e.g. module.logprob_token_budget=8192).
     ours_overrides: list[str] = field(default_factory=list)
 
@@ -103,7 +109,20 @@ def _peak_rss_mb() -> float:
 def _dataset(spec: Spec):
     from speciarl.data.synthetic import SyntheticShapes
 
-    return SyntheticShapes(spec.prompts * spec.total_steps, seed=spec.data_seed)
+    size = {"image_size": spec.image_size} if spec.image_size else {}
+    return SyntheticShapes(spec.prompts * spec.total_steps, seed=spec.data_seed, **size)
+
+
+def _policy(spec: Spec):
+    """The policy TRL and the floor train: the one ``ours`` builds from its config, built directly."""
+    if spec.model == "3b-random":
+        from speciarl.built_models.random_qwen import random_qwen_policy
+
+        lora = {"r": 16, "alpha": 32}
+        return random_qwen_policy("3b", spec.layers, spec.vision_blocks, dtype=spec.dtype, lora=lora)
+    from speciarl.built_models.tiny_loading import tiny_policy
+
+    return tiny_policy(dtype=spec.dtype)
 
 
 def _setup_child(spec: Spec) -> None:
@@ -141,6 +160,11 @@ def run_ours(spec: Spec) -> Result:
         "trainer.enable_progress_bar=false",
         *spec.ours_overrides,
     ]
+    if spec.model == "3b-random":
+        depth = {"layers": spec.layers, "vision_blocks": spec.vision_blocks}
+        overrides += ["model=qwen2_5_vl_3b_random"]
+        overrides += [f"model.{k}={'null' if v is None else v}" for k, v in depth.items()]
+        overrides += [f"+data.train.image_size={spec.image_size}"] if spec.image_size else []
     if spec.dtype != "float32":  # (an older --variant's config may not know the key)
         overrides.append(f"model.dtype={spec.dtype}")
     if spec.min_new_tokens:
@@ -193,13 +217,12 @@ def run_trl(spec: Spec) -> Result:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from speciarl.built_models.tiny_loading import tiny_policy
     from speciarl.core.categories import extract_answer
     from speciarl.data.synthetic import shapes_taxonomy
     from speciarl.rl.rewards import SpeciaRLReward
     from speciarl.verifier.taxonomy_judge import TaxonomyJudge
 
-    policy = tiny_policy(dtype=spec.dtype)
+    policy = _policy(spec)
     data = _dataset(spec)
     samples = [data[i] for i in range(len(data))]
     prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": policy.prompt}]}]
@@ -300,9 +323,7 @@ def run_floor(spec: Spec) -> Result:
     import torch
     import torch.nn.functional as F
 
-    from speciarl.built_models.tiny_loading import tiny_policy
-
-    policy = tiny_policy(dtype=spec.dtype)
+    policy = _policy(spec)
     model = policy.model
     data = _dataset(spec)
     G = spec.rollouts
@@ -440,6 +461,13 @@ def summarise(results: dict[str, list[Result]], spec: Spec) -> dict[str, Any]:
     return summary
 
 
+def _model_line(spec: dict[str, Any]) -> str:
+    if spec.get("model", "tiny") == "tiny":
+        return "the warm-started tiny Qwen2.5-VL"
+    depth = f"{spec['layers'] or 36} layers, {spec['vision_blocks'] or 32} vision blocks"
+    return f"Qwen2.5-VL-3B widths, random weights, {depth}, LoRA r 16, images {spec['image_size'] or 'default'} px"
+
+
 def report(summary: dict[str, Any]) -> str:
     spec = summary["spec"]
     lines = [
@@ -447,6 +475,7 @@ def report(summary: dict[str, Any]) -> str:
         f"{'exactly' if spec['force_length'] else 'up to'} {spec['new_tokens']} new tokens, "
         f"kl_coef {spec['kl_coef']}, {spec['dtype']}, {spec['threads']} thread(s), {spec['steps']} steps after "
         f"{spec['warmup']} warm-up, {len(next(iter(summary['contenders'].values()))['round_medians_s'])} round(s)",
+        f"model: {_model_line(spec)}",
         f"{'contender':<14}{'median s':>10}{'min s':>9}{'peak RSS MiB':>14}{'RSS at start':>14}"
         f"{'resp len':>10}  load (before, after)",
     ]
@@ -489,6 +518,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="float32",
         help="weights and activations of all three contenders (TRL: bf16=True as well)",
     )
+    p.add_argument(
+        "--model", choices=("tiny", "3b-random"), default="tiny", help="the policy all three train"
+    )
+    p.add_argument("--layers", type=int, help="3b-random: decoder layers (default all 36)")
+    p.add_argument("--vision-blocks", type=int, help="3b-random: vision blocks (default all 32)")
+    p.add_argument("--image-size", type=int, help="image side in pixels (448: 256 image tokens)")
     p.add_argument(
         "--ours-override",
         action="append",
@@ -534,6 +569,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seed=args.seed,
         threads=args.threads,
         dtype=args.dtype,
+        model=args.model,
+        layers=args.layers,
+        vision_blocks=args.vision_blocks,
+        image_size=args.image_size,
         ours_overrides=list(args.ours_override),
     )
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]

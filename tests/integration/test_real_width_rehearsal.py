@@ -19,8 +19,6 @@ CUT_DOWN_3B = [
     "model=qwen2_5_vl_3b_random",
     "model.layers=2",
     "model.vision_blocks=2",
-    # float32: bf16 matmuls on this AVX2-only CPU run at a few GFLOP/s (a bf16 run of this test: 19 min).
-    "model.dtype=float32",
     "+data.train.image_size=448",
     "+data.val.image_size=448",
     "data.batch_size=1",
@@ -37,8 +35,11 @@ CUT_DOWN_3B = [
 
 
 @pytest.mark.slow
-def test_two_rl_steps_of_the_3b_architecture_at_real_width(make_config, tmp_path, caplog):
-    cfg = make_config(*CUT_DOWN_3B)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_two_rl_steps_of_the_3b_architecture_at_real_width(make_config, tmp_path, caplog, dtype):
+    # bfloat16 as the preset, with model.cpu_float32_matmuls=true: this test's CPU may or may not
+    # have bf16 arithmetic; on one without it, torch's own bf16 kernels made this test take 19 min.
+    cfg = make_config(*CUT_DOWN_3B, f"model.dtype={dtype}", "model.cpu_float32_matmuls=true")
     with caplog.at_level(logging.INFO):
         results = train(cfg)
     assert results["steps"] == 2
@@ -49,3 +50,9 @@ def test_two_rl_steps_of_the_3b_architecture_at_real_width(make_config, tmp_path
     routes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("log-probs:")]
     # Logged once, at setup: on CPU the model takes our completion pass and decode loop.
     assert routes == ["log-probs: completion pass, CPU; rollouts: own decode loop"]
+    matmuls = [r.getMessage() for r in caplog.records if r.getMessage().startswith("matmuls:")]
+    if dtype == "float32":
+        assert matmuls == []  # nothing to route
+    else:  # logged once: every frozen Linear (2 layers x 7 + 2 vision blocks x 5 + merger 2 + LM head 1)
+        assert len(matmuls) == 1
+        assert matmuls[0].startswith("matmuls: 27 frozen bfloat16 Linear layers multiply in float32")
