@@ -14,9 +14,13 @@ peak is the larger of the decoding and the training phase. Counted for this code
 
 Two constants are measured, not derived (docs/scaling.md, the 3B widths in float32 on CPU):
 
-* the tensors autograd saves for the backward, counted with ``saved_tensors_hooks`` on the
-  completion pass at 2 and 4 layers: 231,516 B a token and layer, ``(6.5 h + 2 kv + 4 I)`` values
-  within 0.05% (the first version counted ``4 h + 2 kv + 4 I`` and missed 10%);
+* the tensors autograd saves for the backward, counted with ``saved_tensors_hooks`` at 2 and 4
+  layers. A float32 model: 231,516 B a token and layer on the completion pass, ``(6.5 h + 2 kv +
+  4 I)`` values within 0.05% (the first version counted ``4 h + 2 kv + 4 I`` and missed 10%). A
+  bf16 model with LoRA saves most of it in float32 all the same (peft casts each LoRA input to the
+  adapter's float32, the RMS norms compute in float32): ``2 h + 2 kv + 3 I`` bf16 values and
+  ``8 h + I`` float32 values, fitted on the 3B and 7B widths and within 0.3% of both (185,352 and
+  321,080 B); the first version counted all of it in bf16, ``2 B x (6.5 h + 2 kv + 4 I)``, 38% under;
 * the resident set per saved byte: 0.99 with ``module.retain_host_memory=false`` (+126 MiB a layer
   for 128 MiB saved, 579 tokens: every large tensor is its own mapping, ``runs.host_memory``);
   1.82 for the first micro-batch with glibc's dynamic threshold or the retaining one (+233 MiB a
@@ -83,11 +87,20 @@ class HostRun:
         return rows, max(spans)
 
 
+def saved_bytes_per_token_layer(sizes: ModelSizes, weight_bytes: int) -> float:
+    """Bytes autograd saves a token and decoder layer in the LoRA training pass (measured; module doc)."""
+    h, kv, inter = sizes.hidden, sizes.kv_width, sizes.intermediate
+    if weight_bytes == 4:
+        return 4 * (SAVED_HIDDEN_WIDTHS * h + 2 * kv + 4 * inter)
+    # half precision: what stays in the model's dtype, and what LoRA and the norms keep in float32
+    return weight_bytes * (2 * h + 2 * kv + 3 * inter) + 4 * (8 * h + inter)
+
+
 def host_rows(sizes: ModelSizes, run: HostRun) -> list[tuple[str, float, str]]:
     """(item, GiB, how it is counted) for the CPU process of a LoRA run; the last two rows are the phase peaks."""
     b = run.weight_bytes
     h, layers, kv = sizes.hidden, sizes.layers, sizes.kv_width
-    per_layer = b * (SAVED_HIDDEN_WIDTHS * h + 2 * kv + 4 * sizes.intermediate)
+    per_layer = saved_bytes_per_token_layer(sizes, b)
     pass_rows, pass_prompts = run.pass_rows_and_prompts()
     train_tokens = pass_prompts * run.prompt_tokens + pass_rows * run.new_tokens
     saved_per_token = (b * h * layers + per_layer) if run.gradient_checkpointing else per_layer * layers

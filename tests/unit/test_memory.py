@@ -50,9 +50,9 @@ def test_host_rows_by_hand():
     assert lora == pytest.approx(161_480_704 * 16 / 1024**3)
     # 8 rows x 110 positions x 28 layers x (K, V) x 512 x 2 B = 2,523,136 * 2 * ... by hand:
     assert kv == pytest.approx(8 * 110 * 28 * 2 * 512 * 2 / 1024**3)
-    # 2 x 100 + 8 x 10 = 280 tokens x 28 layers x 2 B x (6.5 x 3584 + 2 x 512 + 4 x 18944) saved,
+    # 2 x 100 + 8 x 10 = 280 tokens x 28 layers x 320,512 B saved (bf16 with LoRA, next test),
     # x 1.0 resident per saved byte with retain_host_memory=false (both measured: memory_host)
-    assert acts == pytest.approx(1.0 * 280 * 28 * 2 * (6.5 * 3584 + 2 * 512 + 4 * 18944) / 1024**3)
+    assert acts == pytest.approx(1.0 * 280 * 28 * 320_512 / 1024**3)
     assert logits == pytest.approx(3 * 4 * 80 * 152064 / 1024**3)  # 80 tokens < one chunk
     assert decoding == pytest.approx(process + weights + lora + kv)
     assert (
@@ -62,11 +62,26 @@ def test_host_rows_by_hand():
     )
 
 
+def test_saved_bytes_a_token_and_layer_by_hand():
+    from speciarl.memory_host import saved_bytes_per_token_layer
+    from speciarl.policy.qwen_architecture import architecture, qwen_vl_config
+
+    # 7B: h 3584, kv 512, I 18944. bf16 with LoRA: 2 B x (2h + 2kv + 3I) = 2 x 65,024 = 130,048 and
+    # 4 B x (8h + I) = 4 x 47,616 = 190,464: 320,512 B (measured: 130,048 + 191,032).
+    sizes7 = model_sizes(qwen2_5_vl_7b_config(), lora_r=64)
+    assert saved_bytes_per_token_layer(sizes7, 2) == 320_512
+    # 3B (h 2048, kv 256, I 11008): 2 x 37,632 + 4 x 27,392 = 184,832 (measured 75,264 + 110,088);
+    # float32: 4 x (6.5 x 2048 + 512 + 44,032) = 231,424 (measured 231,516 on the completion pass).
+    sizes3 = model_sizes(qwen_vl_config(architecture("3b")), lora_r=16)
+    assert saved_bytes_per_token_layer(sizes3, 2) == 184_832
+    assert saved_bytes_per_token_layer(sizes3, 4) == 231_424
+
+
 def test_host_activations_count_the_largest_micro_batch_by_hand():
     from speciarl.memory_host import HostRun, host_rows
 
     sizes = model_sizes(qwen2_5_vl_7b_config(), lora_r=64)
-    per_token = 28 * 2 * (6.5 * 3584 + 2 * 512 + 4 * 18944)  # resident bytes a token, as above
+    per_token = 28 * 320_512  # resident bytes a token, as above
     # Rows are 100 + 10 = 110 tokens wide. Budget 440: 4 rows a micro-batch, rows 0-3 and 4-7,
     # one prompt each: 1 x 100 + 4 x 10 = 140 tokens; logits for 40 tokens.
     run = HostRun(2, 4, 100, 10, 2, token_budget=440)
