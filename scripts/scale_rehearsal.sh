@@ -6,11 +6,11 @@
 # Settings (env): LAYERS / VISION_BLOCKS (3B RL depth; empty: the real 36 / 32), DTYPE (bfloat16 |
 # float32), PROMPTS (2), STEPS (3), TRAINER (cpu | gpu), BUDGET (module.logprob_token_budget, 8192),
 # RETAIN (module.retain_host_memory, true), SKIP_7B=1, SKIP_TESTS=1, VLLM_PYTHON (the vLLM CPU venv's
-# python: adds benchmarks/vllm_full_width.py). On this project's 2-core AVX2 CPU
-# the measured full-depth run used DTYPE=float32 BUDGET=1548 RETAIN=false (bf16 matmuls take torch's
-# slow path there; float32 fits 24 GiB with one prompt's rows per micro-batch and freed memory handed
-# back at once: docs/scaling.md);
-# a GPU runs the defaults.
+# python: adds benchmarks/vllm_full_width.py: the engine on the whole 3B, then 2 RL steps of the whole
+# 3B in bf16 through vLLM, about an hour on 2 cores). On this project's 2-core AVX2 CPU the measured
+# full-depth run used DTYPE=float32 BUDGET=1548 RETAIN=false (measured before bf16 layers multiplied
+# in float32 on such CPUs, model.cpu_float32_matmuls; float32 fits 24 GiB with one prompt's rows per
+# micro-batch and freed memory handed back at once: docs/scaling.md); a GPU runs the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
@@ -73,10 +73,10 @@ if [ -z "${SKIP_7B:-}" ]; then
   row "7B peak RSS measured / weights estimated" "$(awk -F': ' '/Maximum resident/ {printf "%.2f", $2 / 1024 / 1024}' "$OUT/load7b.time") GiB / $EST7 GiB (+0.45 process)"
 fi
 if [ -n "${VLLM_PYTHON:-}" ]; then
-  echo "== 4. vLLM: the whole 3B architecture with dummy weights; rollouts through 2 training steps at 3B widths"
+  echo "== 4. vLLM: the whole 3B architecture with dummy weights; 2 training steps of the whole 3B (bf16) through it"
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} \
     "$VLLM_PYTHON" benchmarks/vllm_full_width.py --out "$OUT/vllm" > "$OUT/vllm.log" 2>&1 || { tail -n 40 "$OUT/vllm.log"; exit 1; }
   row "vLLM engine, whole 3B (dummy weights)" "$(grep '^engine:' "$OUT/vllm.log")"
-  row "vLLM rollouts through training, 3B widths" "$(grep '^train:' "$OUT/vllm.log")"
+  row "vLLM rollouts through 2 training steps, whole 3B, bf16" "$(grep '^train:' "$OUT/vllm.log")"
 fi
 echo; cat "$TABLE"
