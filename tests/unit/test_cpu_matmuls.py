@@ -103,7 +103,7 @@ def test_lora_gradients_equal_the_stock_route():
         assert torch.allclose(a, b, rtol=0.02, atol=0.02 * a.abs().max().item())
 
 
-def test_auto_leaves_float32_trainable_and_non_cpu_layers_alone():
+def test_float32_and_trainable_layers_keep_torchs_call():
     model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4).to(torch.bfloat16))
     assert route_frozen_linears(model, True) == 0  # float32, and a trainable bf16 layer
     model[1].requires_grad_(False)
